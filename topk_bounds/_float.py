@@ -1,0 +1,83 @@
+"""Directed (safe-side) float64 evaluation of the special functions the certificate needs.
+
+Every function here returns a value on a *known side* of the exact result, so that the
+radius built from them can only be understated. Each rests on one stated accuracy bound
+of a scipy special function; ``tests/test_float_accuracy.py`` measures those functions
+against mpmath and checks that the measured error is well inside the bound used here.
+
+========================  ===========================  ==================================
+scipy function            measured max error           bound assumed here
+========================  ===========================  ==================================
+``ndtri``                 < 3 ulp relative             ``NDTRI_RTOL`` = 16 ulp
+``log_ndtr(x)``, x <= 0   < 3 ulp relative             ``LOG_NDTR_RTOL`` = 16 ulp
+``log_ndtr(x)``, x > 0    < 1 ulp * (1 + x**2)         ``LOG_NDTR_RTOL * (1 + x**2)``
+``betainccinv``           see ``CP_RTOL``              ``CP_RTOL``
+========================  ===========================  ==================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+ULP = 2.0**-52
+TINY = 1e-300
+NDTRI_RTOL = 16 * ULP
+LOG_NDTR_RTOL = 16 * ULP
+#: Relative error bound assumed for ``scipy.special.betainccinv`` (see the module table).
+CP_RTOL = 2.0**-40
+
+_POS_INF = np.inf
+_NEG_INF = -np.inf
+
+
+def up(x):
+    """The next float above ``x`` (a one-ulp safety step for a correctly rounded op)."""
+    return np.nextafter(x, _POS_INF)
+
+
+def down(x):
+    """The next float below ``x``."""
+    return np.nextafter(x, _NEG_INF)
+
+
+def ndtri_upper(p):
+    """An upper bound on Phi^{-1}(p), elementwise; -inf at p = 0, +inf at p = 1."""
+    p = np.asarray(p, dtype=float)
+    z = special.ndtri(p)
+    with np.errstate(invalid="ignore"):
+        bumped = up(z + (NDTRI_RTOL * np.abs(z) + TINY))
+    return np.where(np.isfinite(z), bumped, z)
+
+
+def ndtri_lower(p):
+    """A lower bound on Phi^{-1}(p), elementwise."""
+    p = np.asarray(p, dtype=float)
+    z = special.ndtri(p)
+    with np.errstate(invalid="ignore"):
+        bumped = down(z - (NDTRI_RTOL * np.abs(z) + TINY))
+    return np.where(np.isfinite(z), bumped, z)
+
+
+def log_ndtr_err(x, value):
+    """A bound on |log_ndtr(x) - log Phi(x)| for the computed ``value`` (x exact)."""
+    scale = 1.0 + np.square(np.maximum(x, 0.0))
+    return LOG_NDTR_RTOL * scale * np.abs(value) + TINY
+
+
+def log_ndtr_lower(x):
+    """A lower bound on log Phi(x) at the *exact* real number that ``x`` rounds.
+
+    ``x`` is the rounded result of one float operation, so the exact argument lies within
+    half an ulp of it; the argument is first stepped one ulp down.
+    """
+    xd = down(np.asarray(x, dtype=float))
+    v = special.log_ndtr(xd)
+    return down(v - log_ndtr_err(xd, v))
+
+
+def log_ndtr_upper(x):
+    """An upper bound on log Phi(x) at the exact value that ``x`` rounds (see above)."""
+    xu = up(np.asarray(x, dtype=float))
+    v = special.log_ndtr(xu)
+    return np.minimum(up(v + log_ndtr_err(xu, v)), 0.0)
