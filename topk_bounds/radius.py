@@ -82,7 +82,7 @@ def _check_upper(p_upper) -> np.ndarray:
     bad = ~((arr >= 0.0) & (arr <= 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"p_upper must hold probabilities in [0, 1], got p_upper[{i}] = {arr[i]!r}")
+        raise ValueError(f"p_upper must hold probabilities in [0, 1], got p_upper[{i}] = {float(arr[i])!r}")
     return arr
 
 
@@ -165,8 +165,11 @@ def topk_radius(p_lower, p_upper: Sequence[float], k: int, sigma: float, *, dps:
     if k > b.size:  # k >= c: l is always among the top k
         return float("inf")
     top = -np.partition(-b, k - 1)[:k]
-    # 1 - a is exact in float64 for a >= 1/2 (Sterbenz); below that round it up.
-    qa = 1.0 - a if a >= 0.5 else fl.up(1.0 - a)
+    # 1 - a is exact in float64 for a >= 1/2 (Sterbenz); below, its rounding error
+    # (1 - qa) - a is computed exactly and qa stepped up only when it fell short.
+    qa = 1.0 - a
+    if (1.0 - qa) - a > 0:
+        qa = float(fl.up(qa))
     za = -fl.ndtri_upper(np.array([qa])) if a >= 0.5 else fl.ndtri_lower(np.array([a]))
     r = radius_from_bounds(za, np.array([qa]), top[None, :], sigma)
     return float(r[0])
@@ -211,7 +214,9 @@ def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None) -> np.ndarray:
     b = np.minimum(b, q_a[:, None])
     t = np.arange(1, k + 1, dtype=float)
     # a cumsum of t non-negative floats is within (t - 1) ulps relative; round it up
-    partial = fl.up(np.cumsum(b, axis=1) * (1.0 + (t + 1.0) * fl.ULP))
+    sums = np.cumsum(b, axis=1)
+    partial = np.where(sums > 0, fl.up(sums * (1.0 + (t + 1.0) * fl.ULP)), 0.0)  # 0 is exact
+    partial[:, 0] = b[:, 0]  # a single term needs no rounding
     clipped = partial >= q_a[:, None]
     clipped[:, 0] |= clipped_b[:, 0]
     z_b = fl.ndtri_upper(np.minimum(partial, q_a[:, None]))  # upper bounds on Phi^{-1}(B_t)
@@ -359,34 +364,47 @@ def mp_ndtri(p, q=None):
 
 
 def _radius_mp(a: float, b: np.ndarray, k: int, sigma: float, dps: int):
-    with mpmath.workdps(dps):
-        if k > b.size:
+    if k > b.size:
+        return mp_radius(a, [], k, sigma, dps)
+    top = -np.sort(-b)[:k]  # only the k largest bounds matter
+    return mp_radius(a, [float(x) for x in top], k, sigma, dps)
+
+
+def mp_radius(p_lower, p_upper, k: int, sigma, dps: int, *, p_lower_complement=None):
+    """Theorem 1's radius at ``dps`` digits from bounds given as mpmath numbers.
+
+    The reference for everything else: ``p_lower``, the entries of ``p_upper`` and
+    ``sigma`` may be floats, strings or ``mpf`` (e.g. exact Clopper-Pearson bounds from
+    :func:`topk_bounds.clopper_pearson_upper` with ``dps``). ``p_lower_complement``,
+    if given, is 1 - p_lower to full precision (for p_lower close to 1). Sums and
+    complements are formed exactly for inputs of up to 1200 bits.
+    """
+    if k > len(p_upper):
+        with mpmath.workdps(dps):
             return +mpmath.inf
+    with mpmath.workprec(_EXACT_PREC):
+        a = mpmath.mpf(p_lower)
+        qa = 1 - a if p_lower_complement is None else mpmath.mpf(p_lower_complement)
         if a == 0:
-            return -mpmath.inf
-    with mpmath.workprec(_EXACT_PREC):  # exact arithmetic on the float64 inputs
-        a_mp = mpmath.mpf(a)
-        qa = 1 - a_mp
-        top = sorted((min(mpmath.mpf(float(x)), qa) for x in -np.sort(-b)[:k]))
+            with mpmath.workdps(dps):
+                return -mpmath.inf
+        top = sorted(min(mpmath.mpf(x), qa) for x in p_upper)[-k:]  # k largest, ascending
         sums, acc = [], mpmath.mpf(0)
         for x in top:
             acc += x
             sums.append(min(acc, qa))
-        comps = [1 - s for s in sums]
+        comps = [a if s == qa else 1 - s for s in sums]
     with mpmath.workdps(dps + 15):
-        za = mp_ndtri(a_mp, qa)
+        za = mp_ndtri(a, qa)
         best = mpmath.ninf
         for t, (bt, cbt) in enumerate(zip(sums, comps), start=1):
             if bt == 0:
                 best = mpmath.inf
                 break
             zb = mp_ndtri(bt, cbt)
-            if t == 1:
-                st = (za - zb) / 2
-            else:
-                st = _mp_root(za, zb, t)
+            st = (za - zb) / 2 if t == 1 else _mp_root(za, zb, t)
             best = max(best, st)
-        result = sigma * best
+        result = mpmath.mpf(sigma) * best
     with mpmath.workdps(dps):
         return +result
 
@@ -410,7 +428,8 @@ def _mp_root(za, zb, t):
     f_za, f_zb = float(za), float(zb)
     s0 = float(_newton_then_prove(np.array([f_za]), np.array([f_zb]), np.array([np.log(t)]))[0])
     s = mpmath.mpf(s0) if np.isfinite(s0) and lo < s0 < hi else (lo + hi) / 2
-    tol = mpmath.mpf(2) ** (-mpmath.mp.prec + 6)
+    # the guard digits of the caller (15) leave room to stop well above the noise floor
+    tol = mpmath.mpf(2) ** (-mpmath.mp.prec + 24)
     for _ in range(200):
         hv = h(s)
         if hv > 0:
@@ -419,10 +438,10 @@ def _mp_root(za, zb, t):
             hi = s
         else:
             return s
-        new = s + hv / (ratio(za - s) + ratio(zb + s))
-        if not lo < new < hi:
-            new = (lo + hi) / 2
-        if abs(new - s) <= tol * max(1, abs(s)):
-            return new
-        s = new
+        step = hv / (ratio(za - s) + ratio(zb + s))
+        if abs(step) <= tol * max(1, abs(s)) or hi - lo <= tol * max(1, abs(s)):
+            return s + step
+        s = s + step
+        if not lo < s < hi:
+            s = (lo + hi) / 2
     raise ArithmeticError("mpmath root-finder for the top-k radius did not converge")
