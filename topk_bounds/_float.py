@@ -2,16 +2,15 @@
 
 Every function here returns a value on a *known side* of the exact result, so that the
 radius built from them can only be understated. Each rests on one stated accuracy bound
-of a scipy special function; ``tests/test_float_accuracy.py`` measures those functions
+of a scipy special function; ``tests/test_bounds.py`` measures those functions
 against mpmath and checks that the measured error is well inside the bound used here.
 
 ========================  ===========================  ==================================
 scipy function            measured max error           bound assumed here
 ========================  ===========================  ==================================
-``ndtri``                 < 3 ulp relative             ``NDTRI_RTOL`` = 16 ulp
-``log_ndtr(x)``, x <= 0   < 3 ulp relative             ``LOG_NDTR_RTOL`` = 16 ulp
+``ndtri``                 < 3 ulp relative             ``NDTRI_RTOL`` = 64 ulp
+``log_ndtr(x)``, x <= 0   < 3 ulp relative             ``LOG_NDTR_RTOL`` = 64 ulp
 ``log_ndtr(x)``, x > 0    < 1 ulp * (1 + x**2)         ``LOG_NDTR_RTOL * (1 + x**2)``
-``betainccinv``           see ``CP_RTOL``              ``CP_RTOL``
 ========================  ===========================  ==================================
 """
 
@@ -22,10 +21,8 @@ from scipy import special
 
 ULP = 2.0**-52
 TINY = 1e-300
-NDTRI_RTOL = 16 * ULP
-LOG_NDTR_RTOL = 16 * ULP
-#: Relative error bound assumed for ``scipy.special.betainccinv`` (see the module table).
-CP_RTOL = 2.0**-40
+NDTRI_RTOL = 64 * ULP
+LOG_NDTR_RTOL = 64 * ULP
 
 _POS_INF = np.inf
 _NEG_INF = -np.inf

@@ -14,9 +14,9 @@ Bounds close to 1 lose their meaning in float64 (1 - 1e-12 keeps only four digit
 the complement), so :func:`clopper_pearson_lower_complement` returns 1 - lower(x)
 directly, as the upper bound of the other tail: 1 - lower(x) = upper(n - x).
 
-Float64 results are rounded to the safe side: lower bounds down, upper bounds and
-complements up, by more than the error of ``scipy.special.betainccinv`` measured in the
-test suite. With ``dps=N`` the bounds are computed with mpmath to about N digits
+Float64 results are on the safe side: lower bounds at most, upper bounds and complements
+at least the exact value, each verified by evaluating the binomial tail with a bounded
+error (:mod:`topk_bounds._cp_float`). With ``dps=N`` the bounds are computed with mpmath to about N digits
 (:mod:`topk_bounds._mp_beta`), for n up to 10^12.
 
 References
@@ -31,6 +31,7 @@ import numpy as np
 from scipy import special
 
 from . import _float as fl
+from ._cp_float import safe_quantile
 
 __all__ = [
     "clopper_pearson_lower",
@@ -71,28 +72,34 @@ def _upper_float(x, n, beta):
     zero = x == 0
     mid = (x > 0) & (x < n)
     if zero.any():
-        out[zero] = -np.expm1(np.log(beta) / n[zero].astype(float))
+        # 1 - beta**(1/n): log, divide and expm1 each within an ulp
+        closed = -np.expm1(np.log(beta) / n[zero].astype(float))
+        out[zero] = np.minimum(fl.up(closed * (1.0 + 8.0 * fl.ULP)), 1.0)
     if mid.any():
-        xm = x[mid].astype(float)
-        out[mid] = special.betainccinv(xm + 1.0, n[mid].astype(float) - xm, beta)
-    lt1 = out < 1.0
-    out[lt1] = np.minimum(fl.up(out[lt1] * (1.0 + fl.CP_RTOL)), 1.0)
+        out[mid] = safe_quantile("upper", x[mid], n[mid], beta)
     return out
 
 
-def _lower_float(x, n, beta):
-    """Safe (rounded-down) float64 lower bounds."""
+def _lower_float(x, n, beta, complement=None):
+    """Safe (rounded-down) float64 lower bounds.
+
+    Two valid bounds are combined: 1 - upper(n - x) (precise unless the bound is
+    small; pass ``complement = upper(n - x)`` if it is already known) and, where that
+    is below 1e-3, the beta-quantile of Beta(x, n - x + 1) solved directly.
+    """
     x, n = np.broadcast_arrays(x, n)
-    out = np.zeros(x.shape)
+    if complement is None:
+        complement = _upper_float(n - x, n, beta)
+    out = np.array(np.maximum(fl.down(1.0 - np.asarray(complement, dtype=float)), 0.0), dtype=float)
     full = x == n
-    mid = (x > 0) & (x < n)
     if full.any():
-        out[full] = np.exp(np.log(beta) / n[full].astype(float))
-    if mid.any():
-        xm = x[mid].astype(float)
-        out[mid] = special.betaincinv(xm, n[mid].astype(float) - xm + 1.0, beta)
-    pos = out > 0
-    out[pos] = np.maximum(fl.down(out[pos] * (1.0 - fl.CP_RTOL)), 0.0)
+        # beta**(1/n) = exp(y): y carries 2 ulps of |y|, exp one more
+        y = np.log(beta) / n[full].astype(float)
+        out[full] = np.maximum(out[full], fl.down(np.exp(y) * (1.0 - (2.0 * np.abs(y) + 4.0) * fl.ULP)))
+    direct = (x > 0) & (x < n) & (out < 1e-3)
+    if direct.any():
+        out[direct] = np.maximum(out[direct], safe_quantile("lower", x[direct], n[direct], beta))
+    out[x == 0] = 0.0
     return out
 
 

@@ -24,7 +24,10 @@ METHODS = ("simuem", "binocp")
 
 
 def _check_counts(counts) -> np.ndarray:
-    arr = np.asarray(counts)
+    try:
+        arr = np.asarray(counts)
+    except ValueError:
+        raise ValueError("counts must be a rectangular integer array (every row the same length)") from None
     if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
@@ -214,7 +217,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     beta = float(fl.down(alpha / n_classes)) if method == "simuem" else alpha
     n_l = counts[rows, labels]
     q_a = _upper_float(n - n_l, n, beta)  # 1 - lower(n_l) = upper(n - n_l): rounded up
-    a = _lower_float(n_l, n, beta)        # rounded down
+    a = _lower_float(n_l, n, beta, complement=q_a)  # rounded down
     # two valid bounds each: take the tighter (the complement is precise near a = 1)
     with np.errstate(invalid="ignore"):
         z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
@@ -229,7 +232,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
             n_col = n[:, None]
             b_top = _upper_float(top, n_col, beta)
             # Phi^{-1}(b) from the complement 1 - b = lower(n - x): precise for b near 1
-            z_top = -fl.ndtri_lower(_lower_float(n_col - top, n_col, beta))
+            z_top = -fl.ndtri_lower(_lower_float(n_col - top, n_col, beta, complement=b_top))
         else:
             b_top = np.repeat(q_a[:, None], k, axis=1)
             z_top = None

@@ -276,6 +276,7 @@ def _newton_then_prove(za, zb, logt):
         step = np.where(pos, 2 * step, step)
         hi = np.where(pos, hi + step, hi)
     s = 0.5 * (lo + hi)
+    live = np.ones(s.shape, dtype=bool)  # frozen once converged: rows never depend on the batch
     for _ in range(_MAX_NEWTON):
         h = _h(s, za, zb, logt)
         lo = np.where(h > 0, s, lo)
@@ -286,8 +287,9 @@ def _newton_then_prove(za, zb, logt):
         bad = ~((new > lo) & (new < hi))
         new = np.where(bad, 0.5 * (lo + hi), new)
         done = (np.abs(new - s) <= 2 * fl.ULP * np.maximum(np.abs(s), 1.0)) | (h == 0)
-        s = new
-        if done.all():
+        s = np.where(live, new, s)
+        live &= ~done
+        if not live.any():
             break
     return _prove_below_root(s, za, zb, logt)
 

@@ -1,0 +1,215 @@
+"""certify and predict: agreement with the exact bounds and radius, vectorization, input
+validation, and Monte-Carlo checks of the 1 - alpha guarantees with known probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+from scipy import stats
+
+from topk_bounds import (
+    certify,
+    clopper_pearson_lower_complement,
+    clopper_pearson_upper,
+    predict,
+    topk_radius,
+)
+from topk_bounds.radius import mp_radius
+
+REL_TOL = 1e-10
+
+
+@st.composite
+def count_rows(draw):
+    """(counts, label, k): one row of counts with n up to 10^12, the label usually on top."""
+    c = draw(st.integers(2, 8))
+    n = draw(st.sampled_from([10, 1000, 10**5, 10**9, 10**12])) - draw(st.integers(0, 5))
+    label_share = draw(st.sampled_from([1.0, 0.999999, 0.99, 0.7, 0.4, 0.1, 0.0]))
+    n_l = min(n, int(round(n * label_share)) + draw(st.integers(-3, 3)))
+    n_l = max(n_l, 0)
+    rest = n - n_l
+    weights = np.array(draw(st.lists(st.integers(0, 100), min_size=c - 1, max_size=c - 1)), dtype=float)
+    if weights.sum() == 0:
+        weights[0] = 1.0
+    others = np.floor(rest * weights / weights.sum()).astype(np.int64)
+    others[int(np.argmax(weights))] += rest - others.sum()
+    label = draw(st.integers(0, c - 1))
+    counts = np.insert(others, label, n_l)
+    k = draw(st.integers(1, c))
+    return counts, label, k
+
+
+def _exact_radius(counts, label, k, sigma, alpha, method, dps=50):
+    """The radius of the exact Clopper-Pearson bounds, all at ``dps`` digits."""
+    n = int(counts.sum())
+    c = counts.size
+    with mpmath.workdps(dps + 10):
+        beta = mpmath.mpf(alpha) / c if method == "simuem" else mpmath.mpf(alpha)
+        qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
+        a = 1 - qa
+        others = [int(x) for j, x in enumerate(counts) if j != label]
+        if method == "simuem":
+            top = sorted(others)[::-1][:k]
+            b = [clopper_pearson_upper(x, n, beta, dps=dps + 10) for x in top]
+        else:
+            b = [qa] * (c - 1)
+    return mp_radius(a, b, k, sigma, dps, p_lower_complement=qa)
+
+
+@given(count_rows(), st.sampled_from(["simuem", "binocp"]))
+@example((np.array([99996, 0, 4, 0]), 0, 1), "simuem")
+@example((np.array([10**12 - 5, 5, 0]), 0, 2), "simuem")
+@example((np.array([10**12, 0, 0]), 0, 1), "simuem")
+@example((np.array([0, 10, 0]), 0, 1), "binocp")
+@example((np.array([5, 3, 2]), 1, 3), "simuem")
+def test_certified_radius_never_exceeds_the_radius_of_the_exact_bounds(row, method):
+    counts, label, k = row
+    sigma, alpha = 0.25, 0.001
+    got = float(certify(counts, label, k=k, sigma=sigma, alpha=alpha, method=method).radius[0])
+    exact = _exact_radius(counts, label, k, sigma, alpha, method)
+    if math.isinf(got) or mpmath.isinf(exact):
+        assert got == float(exact)
+        return
+    assert mpmath.mpf(got) <= exact, f"certified {got!r} overstates the exact {exact}"
+    assert float(exact - mpmath.mpf(got)) <= REL_TOL * max(abs(float(exact)), 1e-3)
+
+
+@given(count_rows())
+def test_certify_radius_matches_topk_radius_of_its_own_bounds(row):
+    counts, label, k = row
+    res = certify(counts, label, k=k, sigma=0.5, alpha=0.01)
+    others = np.delete(res.p_upper[0], label)
+    direct = topk_radius(res.p_lower[0], others, k, 0.5)
+    got = res.radius[0]
+    if math.isinf(got) or math.isinf(direct):
+        # p_lower is rounded to float: a lower bound within an ulp of 0 stays finite
+        assume(not (math.isinf(direct) and direct < 0))
+        assert got == direct
+        return
+    # certify uses 1 - p_lower to full precision; the float p_lower is rounded down, so
+    # it certifies no more, and the same up to the digits it keeps of 1 - p_lower
+    assert got >= direct - REL_TOL * max(abs(direct), 1e-3)
+    if res.p_lower_complement[0] > 1e-6:
+        assert abs(got - direct) <= 1e-7 * max(abs(direct), 1.0)
+
+
+def test_certify_is_exactly_the_row_by_row_result():
+    rng = np.random.default_rng(7)
+    counts = rng.multinomial(10_000, rng.dirichlet(np.ones(12) * 0.3), size=200)
+    labels = rng.integers(0, 12, size=200)
+    whole = certify(counts, labels, k=3, sigma=0.5, alpha=0.001)
+    for i in range(0, 200, 17):
+        single = certify(counts[i], labels[i], k=3, sigma=0.5, alpha=0.001)
+        assert single.radius[0] == whole.radius[i]
+        assert single.p_lower[0] == whole.p_lower[i]
+        np.testing.assert_array_equal(single.p_upper[0], whole.p_upper[i])
+
+
+def test_certify_result_has_the_documented_shapes_and_repr():
+    counts = np.array([[90, 5, 5], [30, 60, 10]])
+    res = certify(counts, [0, 1], k=1, sigma=0.25, alpha=0.05)
+    assert res.radius.shape == (2,) and res.radius.dtype == np.float64
+    assert res.certified.dtype == bool and res.certified.tolist() == (res.radius > 0).tolist()
+    assert res.p_lower.shape == (2,) and res.p_upper.shape == (2, 3)
+    assert "CertifyResult(N=2, k=1" in repr(res)
+    assert np.all(res.p_lower <= counts[[0, 1], [0, 1]] / 100)
+    assert np.all(res.p_upper >= counts / 100)
+
+
+def test_certify_gives_infinite_radius_when_k_covers_every_label():
+    res = certify([1, 2, 97], 0, k=3, sigma=1.0, alpha=0.01)
+    assert res.radius.tolist() == [math.inf]
+
+
+def test_certify_gives_minus_infinity_when_the_label_never_appears():
+    res = certify([0, 50, 50], 0, k=2, sigma=1.0, alpha=0.01)
+    assert res.radius.tolist() == [-math.inf] and not res.certified[0]
+
+
+def test_binocp_bounds_every_other_label_by_one_minus_p_lower():
+    res = certify([[900, 60, 40]], [0], k=1, sigma=1.0, alpha=0.01, method="binocp")
+    np.testing.assert_array_equal(res.p_upper[0], res.p_lower_complement[0])
+    simu = certify([[900, 60, 40]], [0], k=1, sigma=1.0, alpha=0.01, method="simuem")
+    assert simu.radius[0] > res.radius[0]  # 60/1000 is far below 1 - p_lower
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: certify([[1, 2], [3]], 0, k=1, sigma=1, alpha=0.1), "counts"),
+        (lambda: certify([[1.5, 2]], 0, k=1, sigma=1, alpha=0.1), "counts must be an integer array"),
+        (lambda: certify([[1, -2, 3]], 0, k=1, sigma=1, alpha=0.1), r"counts must be non-negative, got counts\[0, 1\] = -2"),
+        (lambda: certify([[0, 0, 0]], 0, k=1, sigma=1, alpha=0.1), "row 0 sums to 0"),
+        (lambda: certify([[1, 2, 3]], 3, k=1, sigma=1, alpha=0.1), r"labels must lie in 0..2, got labels\[0\] = 3"),
+        (lambda: certify([[1, 2, 3]], [0, 1], k=1, sigma=1, alpha=0.1), r"labels must be an int or have shape \(1,\)"),
+        (lambda: certify([[1, 2, 3]], 0, k=0, sigma=1, alpha=0.1), "k must be an integer >= 1, got 0"),
+        (lambda: certify([[1, 2, 3]], 0, k=1, sigma=-1, alpha=0.1), "sigma must be a finite number > 0, got -1"),
+        (lambda: certify([[1, 2, 3]], 0, k=1, sigma=1, alpha=1.0), r"alpha must be a probability in \(0, 1\), got 1.0"),
+        (lambda: certify([[1, 2, 3]], 0, k=1, sigma=1, alpha=0.1, method="cp"), "method must be one of 'simuem' or 'binocp', got 'cp'"),
+        (lambda: predict([[1, 2, 3]], k=3, alpha=0.1), "k must be smaller than the number of labels c = 3, got k = 3"),
+    ],
+)
+def test_invalid_arguments_raise_value_errors_that_name_them(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --------------------------------------------------------------------------------------
+# Monte-Carlo checks of the guarantees, with known class probabilities
+# --------------------------------------------------------------------------------------
+def _not_significantly_above(failures: int, trials: int, alpha: float) -> bool:
+    """False only if the failure rate exceeds alpha with a p-value below 1e-6."""
+    return stats.binom.sf(failures - 1, trials, alpha) > 1e-6
+
+
+@pytest.mark.parametrize("method", ["simuem", "binocp"])
+@pytest.mark.parametrize(
+    ("probs", "k"),
+    [
+        (np.array([0.5, 0.3, 0.15, 0.05]), 1),
+        (np.array([0.3, 0.32, 0.28, 0.1]), 2),
+        (np.array([0.2, 0.25, 0.25, 0.2, 0.1]), 3),
+    ],
+)
+def test_radius_exceeds_the_true_radius_in_at_most_alpha_of_trials(method, probs, k):
+    alpha, sigma, n, trials = 0.2, 0.5, 200, 4000
+    label = 0
+    true_radius = topk_radius(probs[label], np.delete(probs, label), k, sigma)
+    rng = np.random.default_rng(20260 + k)
+    counts = rng.multinomial(n, probs, size=trials)
+    res = certify(counts, np.full(trials, label), k=k, sigma=sigma, alpha=alpha, method=method)
+    failures = int((res.radius > true_radius).sum())
+    assert _not_significantly_above(failures, trials, alpha), (failures, trials)
+    assert res.certified.any()  # the check has power: some radii are positive
+
+
+@pytest.mark.parametrize(
+    ("probs", "k"),
+    [
+        (np.array([0.4, 0.36, 0.24]), 1),
+        (np.array([0.3, 0.28, 0.26, 0.16]), 2),
+        (np.array([0.22, 0.21, 0.2, 0.19, 0.18]), 3),
+    ],
+)
+def test_predict_is_wrong_in_at_most_alpha_of_trials(probs, k):
+    alpha, trials = 0.1, 4000
+    true_top = set(np.argsort(-probs)[:k].tolist())
+    rng = np.random.default_rng(99 + k)
+    counts = rng.multinomial(2000, probs, size=trials)
+    res = predict(counts, k=k, alpha=alpha)
+    answered = ~res.abstained
+    wrong = sum(set(row.tolist()) != true_top for row in res.labels[answered])
+    assert _not_significantly_above(wrong, trials, alpha), (wrong, trials)
+    assert answered.sum() > 0  # the procedure does answer
+
+
+def test_predict_abstains_on_a_tie_and_answers_a_clear_case():
+    res = predict([[500, 500, 0], [900, 50, 50]], k=1, alpha=0.01)
+    assert res.abstained.tolist() == [True, False]
+    assert res.labels[1].tolist() == [0]
+    assert "PredictResult(N=2, k=1" in repr(res)
