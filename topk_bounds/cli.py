@@ -98,7 +98,8 @@ def _configure_certify(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_certify(args: argparse.Namespace) -> int:
-    from .certify import certify, certified_accuracy
+    from .certify import certify
+    from .report import certified_accuracy
     from .io import atomic_write, read_counts
 
     grid = _parse_grid(args.grid)
@@ -110,8 +111,8 @@ def _run_certify(args: argparse.Namespace) -> int:
     def write(fh) -> None:
         fh.write(header)
         for i in range(len(data.labels)):
-            fh.write(f"{i}\t{data.labels[i]}\t{result.radius[i]!r}\t{int(result.certified[i])}"
-                     f"\t{result.p_lower[i]!r}\n")
+            fh.write(f"{i}\t{data.labels[i]}\t{float(result.radius[i])!r}\t{int(result.certified[i])}"
+                     f"\t{float(result.p_lower[i])!r}\n")
 
     if args.out:
         with atomic_write(args.out) as fh:
