@@ -34,7 +34,7 @@ def _check_counts(counts) -> np.ndarray:
         raise ValueError(f"counts must be an integer array, got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
         raise ValueError(f"counts must have shape (c,) or (N, c), got shape {arr.shape}")
-    arr = np.atleast_2d(arr).astype(np.int64)
+    arr = np.atleast_2d(arr).astype(np.int64, copy=False)
     if arr.shape[1] < 2:
         raise ValueError(f"counts must hold at least 2 labels per row, got shape {arr.shape}")
     if arr.shape[0] == 0:
@@ -145,10 +145,20 @@ class CertifyResult:
 
 
 def _top_other_counts(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """The k largest counts of each row, leaving out the row's label."""
-    others = counts.copy()
-    others[np.arange(len(labels)), labels] = -1
-    return -np.partition(-others, k - 1, axis=1)[:, :k]
+    """The k largest counts of each row, leaving out (one occurrence of) the label's count.
+
+    One partition finds the k + 1 largest values; dropping the label's value if it is
+    among them (else the smallest) leaves the k largest of the others. Only values
+    matter, so ties need no care.
+    """
+    n_rows, n_classes = counts.shape
+    top = np.sort(np.partition(counts, n_classes - k - 1, axis=1)[:, n_classes - k - 1:], axis=1)
+    own = counts[np.arange(n_rows), labels][:, None]
+    hit = top == own
+    drop = np.where(hit.any(axis=1), hit.argmax(axis=1), 0)
+    keep = np.ones(top.shape, dtype=bool)
+    keep[np.arange(n_rows), drop] = False
+    return top[keep].reshape(n_rows, k)
 
 
 def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str = "simuem") -> CertifyResult:

@@ -264,32 +264,43 @@ def _h(s, za, zb, logt):
     return special.log_ndtr(za - s) - special.log_ndtr(zb + s) + logt
 
 
+def _h_and_slope(s, za, zb, logt):
+    """h(s) and -h'(s) > 0, sharing the two log_ndtr evaluations."""
+    x1, x2 = za - s, zb + s
+    l1, l2 = special.log_ndtr(x1), special.log_ndtr(x2)
+    slope = np.exp(-0.5 * x1 * x1 - _LOG_SQRT_2PI - l1) + np.exp(-0.5 * x2 * x2 - _LOG_SQRT_2PI - l2)
+    return l1 - l2 + logt, slope
+
+
 def _newton_then_prove(za, zb, logt):
+    """Each element iterates on its own (converged ones leave the working set), so a
+    row's result never depends on the rest of the batch."""
     lo = 0.5 * (za - zb)  # h(lo) = log t > 0
     step = np.ones_like(lo)
     hi = lo + step
+    idx = np.arange(lo.size)
     for _ in range(2000):  # expand until h(hi) < 0; h -> -inf quadratically
-        pos = _h(hi, za, zb, logt) >= 0
-        if not pos.any():
+        idx = idx[_h(hi[idx], za[idx], zb[idx], logt[idx]) >= 0]
+        if idx.size == 0:
             break
-        lo = np.where(pos, hi, lo)
-        step = np.where(pos, 2 * step, step)
-        hi = np.where(pos, hi + step, hi)
+        lo[idx] = hi[idx]
+        step[idx] *= 2
+        hi[idx] = lo[idx] + step[idx]
     s = 0.5 * (lo + hi)
-    live = np.ones(s.shape, dtype=bool)  # frozen once converged: rows never depend on the batch
+    idx = np.arange(s.size)
     for _ in range(_MAX_NEWTON):
-        h = _h(s, za, zb, logt)
-        lo = np.where(h > 0, s, lo)
-        hi = np.where(h < 0, s, hi)
-        dh = -_log_ndtr_ratio(za - s) - _log_ndtr_ratio(zb + s)
+        si = s[idx]
+        h, slope = _h_and_slope(si, za[idx], zb[idx], logt[idx])
+        lo_i = np.where(h > 0, si, lo[idx])
+        hi_i = np.where(h < 0, si, hi[idx])
+        lo[idx], hi[idx] = lo_i, hi_i
         with np.errstate(divide="ignore", invalid="ignore"):
-            new = s - h / dh
-        bad = ~((new > lo) & (new < hi))
-        new = np.where(bad, 0.5 * (lo + hi), new)
-        done = (np.abs(new - s) <= 2 * fl.ULP * np.maximum(np.abs(s), 1.0)) | (h == 0)
-        s = np.where(live, new, s)
-        live &= ~done
-        if not live.any():
+            new = si + h / slope
+        new = np.where((new > lo_i) & (new < hi_i), new, 0.5 * (lo_i + hi_i))
+        done = (np.abs(new - si) <= 2 * fl.ULP * np.maximum(np.abs(si), 1.0)) | (h == 0)
+        s[idx] = new
+        idx = idx[~done]
+        if idx.size == 0:
             break
     return _prove_below_root(s, za, zb, logt)
 
