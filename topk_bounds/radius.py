@@ -215,7 +215,8 @@ def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None) -> np.ndarray:
     t = np.arange(1, k + 1, dtype=float)
     # a cumsum of t non-negative floats is within (t - 1) ulps relative; round it up
     sums = np.cumsum(b, axis=1)
-    partial = np.where(sums > 0, fl.up(sums * (1.0 + (t + 1.0) * fl.ULP)), 0.0)  # 0 is exact
+    # below 2**-1021 every sum of float64 numbers is exact (a multiple of 2**-1074)
+    partial = np.where(sums >= 2.0**-1021, fl.up(sums * (1.0 + (t + 1.0) * fl.ULP)), sums)
     partial[:, 0] = b[:, 0]  # a single term needs no rounding
     clipped = partial >= q_a[:, None]
     clipped[:, 0] |= clipped_b[:, 0]
