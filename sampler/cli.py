@@ -52,21 +52,11 @@ import re
 import sys
 from typing import Any
 
-from topk_bounds.cli import CLIError, finite_positive, positive_int
+from topk_bounds.cli import CLIError, finite_positive, non_negative_int, positive_int
 
 __all__ = ["configure", "run"]
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be >= 0, got {text!r}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="estimation samples per input (the counts in FILE)")
     parser.add_argument("--batch", type=positive_int("--batch"), required=True,
                         help="noisy samples per forward pass (does not change the counts)")
-    parser.add_argument("--seed", type=_seed, required=True, help="random seed, >= 0")
+    parser.add_argument("--seed", type=non_negative_int("--seed"), required=True, help="random seed, >= 0")
     parser.add_argument("--out", required=True,
                         help="count file to write, or to resume if it exists")
     parser.add_argument("--n0", type=positive_int("--n0"),

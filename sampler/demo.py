@@ -47,7 +47,7 @@ GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``demo`` subcommand's arguments to ``parser``."""
-    from topk_bounds.cli import finite_positive, positive_int, probability
+    from topk_bounds.cli import finite_positive, non_negative_int, positive_int, probability
 
     parser.description = (
         "Train a small CNN with noise on scikit-learn's 8x8 digits, sample counts, and "
@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="training epochs (default: 40; 10 with --quick)")
     parser.add_argument("--alpha", type=probability("--alpha"), default=0.001,
                         help="failure probability of each certificate (default: 0.001)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0,
+    parser.add_argument("--seed", type=non_negative_int("--seed"), default=0,
                         help="seed of the model, the training and the noise (default: 0)")
     parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=2000,
                         help="noisy samples per forward pass (default: 2000)")
@@ -75,16 +75,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a reduced size for smoke tests (seconds, not a minute)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bars on stderr")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be >= 0, got {text!r}")
-    return value
 
 
 def load_digits_split():

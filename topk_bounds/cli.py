@@ -55,21 +55,28 @@ def _probability(name: str) -> Callable[[str], float]:
     return parse
 
 
-def _positive_int(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {text!r}")
-        return value
+def _int_at_least(minimum: int) -> Callable[[str], Callable[[str], int]]:
+    def factory(name: str) -> Callable[[str], int]:
+        def parse(text: str) -> int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+            if value < minimum:
+                raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {text!r}")
+            return value
 
-    return parse
+        return parse
+
+    return factory
+
+
+_positive_int = _int_at_least(1)
 
 
 #: argparse ``type=`` helpers shared by every subcommand.
 positive_int = _positive_int
+non_negative_int = _int_at_least(0)
 finite_positive = _finite_positive
 probability = _probability
 
