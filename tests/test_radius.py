@@ -64,6 +64,7 @@ def bounds(draw, max_labels: int = 10):
 @example((0.4, np.array([0.3, 0.3, 0.0]), 2, 1.0))
 @example((1e-300, np.array([0.9, 0.1]), 2, 1.0))
 @example((0.9, np.array([1.0, 1.0, 1.0, 5e-324, 5e-324]), 5, 0.12))  # subnormal sums are exact
+@example((1e-310, np.array([0.0, 0.4, 1e-310, 0.33]), 3, 1.0))  # a tie: exactly 0
 @example((0.3312402869625342, np.array([0.33, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05]), 2, 1.0))
 def test_float_radius_never_exceeds_the_exact_radius_and_is_within_1e10(case):
     a, b, k, sigma = case

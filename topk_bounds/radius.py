@@ -171,14 +171,14 @@ def topk_radius(p_lower, p_upper: Sequence[float], k: int, sigma: float, *, dps:
     if (1.0 - qa) - a > 0:
         qa = float(fl.up(qa))
     za = -fl.ndtri_upper(np.array([qa])) if a >= 0.5 else fl.ndtri_lower(np.array([a]))
-    r = radius_from_bounds(za, np.array([qa]), top[None, :], sigma)
+    r = radius_from_bounds(za, np.array([qa]), top[None, :], sigma, a=np.array([a]))
     return float(r[0])
 
 
 # --------------------------------------------------------------------------------------
 # float64 path (vectorized; shared with certify)
 # --------------------------------------------------------------------------------------
-def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None) -> np.ndarray:
+def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None, a=None) -> np.ndarray:
     """Safe float64 radii for N inputs at once (the engine behind every float path).
 
     Parameters
@@ -193,6 +193,9 @@ def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None) -> np.ndarray:
     z_top : ndarray, shape (N, k), optional
         Upper bounds on Phi^{-1}(b) for the entries of ``b_top``, when they are known
         more precisely than ``ndtri(b)`` (a bound near 1 given by its complement).
+    a : ndarray, shape (N,), optional
+        The exact lower bounds, when they are floats: a tie B_1 == a then gives
+        s_1 = 0 exactly instead of two rounding margins.
 
     Returns
     -------
@@ -225,6 +228,9 @@ def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None) -> np.ndarray:
         z1 = np.take_along_axis(np.asarray(z_top, dtype=float), order[:, :1], axis=1)[:, 0]
         z_b[:, 0] = np.minimum(z_b[:, 0], z1)
     z_b = np.where(clipped, -z_a[:, None], z_b)
+    if a is not None:  # Phi^{-1}(B_1) = Phi^{-1}(a) exactly when B_1 == a
+        tie = (partial[:, 0] == np.asarray(a, dtype=float)) & ~clipped[:, 0]
+        z_b[:, 0] = np.where(tie, z_a, z_b[:, 0])
 
     with np.errstate(invalid="ignore"):
         s = fl.down(z_a - z_b[:, 0]) * 0.5  # t = 1: closed form, rounded down
