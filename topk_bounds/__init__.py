@@ -10,6 +10,7 @@ from .bounds import clopper_pearson_lower, clopper_pearson_lower_complement, clo
 from .certify import CertifyResult, PredictResult, certify, predict
 from .io import CountFile, read_counts
 from .radius import topk_radius
+from .tightness import classifier_probabilities, worst_case_classifier
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,6 @@ __all__ = [
     "clopper_pearson_lower_complement",
     "read_counts",
     "CountFile",
+    "worst_case_classifier",
+    "classifier_probabilities",
 ]
