@@ -51,20 +51,33 @@ def _log_density(a, b, p):
     return (a - 1.0) * np.log(p) + (b - 1.0) * np.log1p(-p) - special.betaln(a, b)
 
 
+_BIG = 2.0**600  # exact power-of-two rescaling keeps the term products in range
+_LOG_BIG = 600.0 * np.log(2.0)
+
+
 def _cdf_small(x, n, p):
-    """P(Bin(n, p) <= x) for x <= SMALL_X by direct summation, with its error bound."""
+    """P(Bin(n, p) <= x) for x <= SMALL_X by direct summation, with its error bound.
+
+    Terms are relative to pmf_0; when they grow past 2**600 the running term and sum
+    are scaled down by that exact power of two and the scale is kept in logs.
+    """
     log_p0 = n * np.log1p(-p)
     odds = p / (1.0 - p)
     term = np.ones_like(p)
     total = np.ones_like(p)
+    log_scale = np.zeros_like(p)
     for j in range(int(x.max()) if x.size else 0):
         active = j < x
         term = np.where(active, term * ((n - j) / (j + 1.0)) * odds, term)
         total = np.where(active, total + term, total)
-    log_value = log_p0 + np.log(total)
+        big = term > _BIG
+        if big.any():
+            term, total = np.where(big, term / _BIG, term), np.where(big, total / _BIG, total)
+            log_scale = log_scale + np.where(big, _LOG_BIG, 0.0)
+    log_value = log_p0 + log_scale + np.log(total)
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
-    rtol = (2.0 * np.abs(log_p0) + 2.0 * np.abs(log_value) + 6.0 * x + 8.0) * fl.ULP
+    rtol = (2.0 * np.abs(log_p0) + 2.0 * log_scale + 2.0 * np.abs(log_value) + 6.0 * x + 8.0) * fl.ULP
     return value, rtol
 
 
@@ -74,12 +87,19 @@ def _sf_small(x, n, p, extra: int = 1200):
     The terms after j = x shrink at least geometrically once their ratio is below 1;
     the sum stops after ``extra`` terms and adds a geometric bound on the rest, so the
     value returned is never below the exact tail by more than its rounding bound.
+    The term at j = x is carried as a mantissa and an exact power-of-two scale.
     """
     log_p0 = n * np.log1p(-p)
     odds = p / (1.0 - p)
     term = np.ones_like(p)
+    log_scale = np.zeros_like(p)
     for j in range(int(x.max())):
         term = np.where(j < x, term * ((n - j) / (j + 1.0)) * odds, term)
+        big, small = term > _BIG, term < 1.0 / _BIG
+        if big.any() or small.any():
+            with np.errstate(over="ignore", under="ignore"):
+                term = np.where(big, term / _BIG, np.where(small, term * _BIG, term))
+            log_scale = log_scale + np.where(big, _LOG_BIG, np.where(small, -_LOG_BIG, 0.0))
     total = term.copy()
     j = x.copy()
     ratio = np.zeros_like(p)
@@ -93,13 +113,14 @@ def _sf_small(x, n, p, extra: int = 1200):
         live &= ~((term <= 1e-18 * total) & (ratio < 0.5))
         if not live.any():
             break
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         rest = np.where(ratio < 1.0, term * ratio / (1.0 - ratio), np.inf)
-    total = total + rest
-    log_value = log_p0 + np.log(total)
+        total = total + rest
+        log_value = log_p0 + log_scale + np.log(total)
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
-    rtol = (2.0 * np.abs(log_p0) + 2.0 * np.abs(log_value) + 6.0 * (x + extra) + 8.0) * fl.ULP
+    rtol = (2.0 * np.abs(log_p0) + 2.0 * np.abs(log_scale) + 2.0 * np.abs(log_value)
+            + 6.0 * (x + extra) + 8.0) * fl.ULP
     return value, rtol
 
 
