@@ -8,8 +8,8 @@ against mpmath and checks that the measured error is well inside the bound used 
 ========================  ===========================  ==================================
 scipy function            measured max error           bound assumed here
 ========================  ===========================  ==================================
-``ndtri``                 < 3 ulp relative             ``NDTRI_RTOL`` = 64 ulp
-``log_ndtr(x)``, x <= 0   < 3 ulp relative             ``LOG_NDTR_RTOL`` = 64 ulp
+``ndtri``                 < 3 ulp relative             ``NDTRI_RTOL`` = 32 ulp
+``log_ndtr(x)``, x <= 0   < 3 ulp relative             ``LOG_NDTR_RTOL`` = 32 ulp
 ``log_ndtr(x)``, x > 0    < 1 ulp * (1 + x**2)         ``LOG_NDTR_RTOL * (1 + x**2)``
 ========================  ===========================  ==================================
 """
@@ -21,8 +21,8 @@ from scipy import special
 
 ULP = 2.0**-52
 TINY = 1e-300
-NDTRI_RTOL = 64 * ULP
-LOG_NDTR_RTOL = 64 * ULP
+NDTRI_RTOL = 32 * ULP
+LOG_NDTR_RTOL = 32 * ULP
 
 _POS_INF = np.inf
 _NEG_INF = -np.inf

@@ -340,8 +340,8 @@ def _prove_below_root(s, za, zb, logt):
         h_mid = _h(st, za_t, zb_t, logt_t)
         gap = h_mid - _h_lower(st, za_t, zb_t, logt_t)
         slope = _log_ndtr_ratio(za_t - st) + _log_ndtr_ratio(zb_t + st)
-        # aim for h >= 2 * gap under a linear model of h around s
-        step = (2 * gap - np.minimum(h_mid, 0.0)) / np.maximum(slope, 1e-300)
+        # aim for h >= 1.25 * gap (so that h - gap > 0) under a linear model of h around s
+        step = (1.25 * gap - h_mid) / np.maximum(slope, 1e-300)
         step = np.maximum(step, 4 * fl.ULP * np.maximum(np.abs(st), 1.0))
         s[todo] = st - step
     return np.where(proven, s, -np.inf)
