@@ -100,7 +100,9 @@ def _configure_certify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("simuem", "binocp"), default="simuem",
                         help="how the probability bounds are estimated (default: simuem)")
     parser.add_argument("--out", help="write the table here (atomically) instead of stdout")
-    parser.add_argument("--grid", default="0,0.25,0.5,0.75,1.0",
+    from .report import _grid_arg
+
+    parser.add_argument("--grid", type=_grid_arg, default=[0.0, 0.25, 0.5, 0.75, 1.0],
                         help="comma-separated radii for the summary on stderr")
 
 
@@ -109,7 +111,7 @@ def _run_certify(args: argparse.Namespace) -> int:
     from .report import certified_accuracy
     from .io import atomic_write, read_counts
 
-    grid = _parse_grid(args.grid)
+    grid = args.grid
     data = read_counts(args.file)
     result = certify(data.counts, data.labels, k=args.k, sigma=args.sigma,
                      alpha=args.alpha, method=args.method)
@@ -134,16 +136,6 @@ def _run_certify(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
-
-
-def _parse_grid(text: str) -> list[float]:
-    try:
-        grid = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise CLIError(f"--grid must be comma-separated numbers, got {text!r}") from None
-    if not grid or any(not math.isfinite(r) or r < 0 for r in grid):
-        raise CLIError(f"--grid must hold finite radii >= 0, got {text!r}")
-    return grid
 
 
 class _Parser(argparse.ArgumentParser):
