@@ -170,14 +170,15 @@ def _boost_forward_errors(seed: int, count: int):
                     worst_f = max(worst_f, abs(float(got / exact - 1)))
                 else:
                     exact, got = mpmath.mpf(beta) + shift, special.betainc(a, b, qf)
-                    worst_g = max(worst_g, abs(float(got / exact - 1)))
+                    # relative to the assumed model, which grows like sqrt(x)
+                    worst_g = max(worst_g, abs(float(got / exact - 1)) / float(_cp_float.boost_rtol_g(x)))
     return worst_f, worst_g
 
 
 def test_boost_tail_errors_are_well_inside_the_assumed_bounds():
     worst_f, worst_g = _boost_forward_errors(seed=9, count=12)
     assert worst_f * SAFETY <= _cp_float.BOOST_RTOL_F, worst_f
-    assert worst_g * SAFETY <= _cp_float.BOOST_RTOL_G, worst_g
+    assert worst_g * SAFETY <= 1.0, worst_g
 
 
 def test_direct_tail_sums_agree_with_exact_sums_within_their_stated_bound():
