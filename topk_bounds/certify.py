@@ -246,7 +246,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         else:
             b_top = np.repeat(q_a[:, None], k, axis=1)
             z_top = None
-        radius = radius_from_bounds(z_a, q_a, b_top, sigma, z_top=z_top)
+        radius = radius_from_bounds(z_a, q_a, b_top, sigma, z_top=z_top, a=a)
     return CertifyResult(radius=radius, labels=labels, p_lower=p_lower, p_lower_complement=q_a,
                          k=k, sigma=sigma, alpha=alpha, method=method,
                          _counts=counts, _beta=beta)

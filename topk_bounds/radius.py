@@ -229,18 +229,46 @@ def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None, a=None) -> np.
         z_b[:, 0] = np.minimum(z_b[:, 0], z1)
     z_b = np.where(clipped, -z_a[:, None], z_b)
     if a is not None:  # Phi^{-1}(B_1) = Phi^{-1}(a) exactly when B_1 == a
-        tie = (partial[:, 0] == np.asarray(a, dtype=float)) & ~clipped[:, 0]
+        a = np.asarray(a, dtype=float)
+        tie = (partial[:, 0] == a) & ~clipped[:, 0]
         z_b[:, 0] = np.where(tie, z_a, z_b[:, 0])
 
     with np.errstate(invalid="ignore"):
         s = fl.down(z_a - z_b[:, 0]) * 0.5  # t = 1: closed form, rounded down
     s = np.where(np.isneginf(z_b[:, 0]), np.inf, s)
+    if a is not None:
+        s = np.maximum(s, _near_tie_s1(a, partial[:, 0], ~clipped[:, 0]))
     if k > 1:
         s = np.maximum(s, _solve_t(z_a, z_b[:, 1:], t[1:]).max(axis=1))
     s = np.where(np.isneginf(z_a), -np.inf, s)
     with np.errstate(invalid="ignore"):
         radius = fl.down(sigma * s)
     return np.where(np.isfinite(s), radius, s)
+
+
+def _near_tie_s1(a, b1, usable):
+    """A lower bound on s_1 = (Phi^{-1}(a) - Phi^{-1}(b1)) / 2 that stays precise as b1 -> a.
+
+    By the mean value theorem the difference is (a - b1) / phi(xi) for some xi between
+    the two quantiles; a - b1 is exact when the two are within a factor 2 (Sterbenz),
+    and phi is bounded over an enclosure of both quantiles. The two separate rounding
+    margins of the closed form would otherwise dominate a radius close to 0. Elsewhere
+    the result is -inf (no information).
+    """
+    out = np.full(a.shape, -np.inf)
+    near = usable & (a > 0) & (b1 > 0) & (a <= 2.0 * b1) & (b1 <= 2.0 * a)
+    if not near.any():
+        return out
+    an, bn = a[near], b1[near]
+    diff = an - bn  # exact
+    lo = np.minimum(fl.ndtri_lower(an), fl.ndtri_lower(bn))
+    hi = np.maximum(fl.ndtri_upper(an), fl.ndtri_upper(bn))
+    z_peak = np.clip(0.0, lo, hi)  # where phi is largest on [lo, hi]
+    z_tail = np.where(np.abs(lo) > np.abs(hi), lo, hi)  # and smallest
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(diff >= 0, diff / fl.npdf_upper(z_peak), diff / fl.npdf_lower(z_tail))
+    out[near] = np.where(np.isfinite(bound), fl.down(bound) * 0.5, -np.inf)
+    return out
 
 
 def _log_ndtr_ratio(x):
