@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 # runs many more examples. Deadlines are off: mpmath references are slow by design.
 settings.register_profile("dev", max_examples=30, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=500, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
