@@ -76,8 +76,23 @@ def _upper_float(x, n, beta):
         closed = -np.expm1(np.log(beta) / n[zero].astype(float))
         out[zero] = np.minimum(fl.up(closed * (1.0 + 8.0 * fl.ULP)), 1.0)
     if mid.any():
-        out[mid] = safe_quantile("upper", x[mid], n[mid], beta)
+        out[mid] = _unique_map(safe_quantile, "upper", x[mid], n[mid], beta)
     return out
+
+
+def _unique_map(func, kind, x, n, beta):
+    """``func(kind, x, n, beta)`` computed once per distinct (x, n) pair.
+
+    Counts repeat a lot (many labels share small counts), and each bound is an
+    elementwise computation, so this changes no value, only the cost.
+    """
+    if n.size and np.all(n == n.flat[0]):
+        ux, inverse = np.unique(x, return_inverse=True)
+        un = np.full(ux.shape, n.flat[0])
+    else:
+        pairs, inverse = np.unique(np.stack([x.ravel(), n.ravel()], axis=1), axis=0, return_inverse=True)
+        ux, un = pairs[:, 0], pairs[:, 1]
+    return func(kind, ux, un, beta)[inverse.reshape(x.shape)]
 
 
 def _lower_float(x, n, beta, complement=None):
@@ -98,7 +113,7 @@ def _lower_float(x, n, beta, complement=None):
         out[full] = np.maximum(out[full], fl.down(np.exp(y) * (1.0 - (2.0 * np.abs(y) + 4.0) * fl.ULP)))
     direct = (x > 0) & (x < n) & (out < 1e-3)
     if direct.any():
-        out[direct] = np.maximum(out[direct], safe_quantile("lower", x[direct], n[direct], beta))
+        out[direct] = np.maximum(out[direct], _unique_map(safe_quantile, "lower", x[direct], n[direct], beta))
     out[x == 0] = 0.0
     return out
 
