@@ -271,11 +271,6 @@ def _near_tie_s1(a, b1, usable):
     return out
 
 
-def _log_ndtr_ratio(x):
-    """phi(x) / Phi(x), computed in logs (used only for Newton steps, not for proofs)."""
-    return np.exp(-0.5 * x * x - _LOG_SQRT_2PI - special.log_ndtr(x))
-
-
 def _solve_t(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Proven lower bounds on the roots s_t for t >= 2; -inf where no proof was found.
 
@@ -358,20 +353,20 @@ def _prove_below_root(s, za, zb, logt):
     s = s.copy()
     proven = np.zeros(s.shape, dtype=bool)
     for _ in range(_MAX_BACKOFF):
-        todo = ~proven
-        h_lo = _h_lower(s[todo], za[todo], zb[todo], logt[todo])
-        proven[todo] = h_lo > 0
-        todo = ~proven
-        if not todo.any():
+        idx = np.flatnonzero(~proven)
+        if idx.size == 0:
             break
-        st, za_t, zb_t, logt_t = s[todo], za[todo], zb[todo], logt[todo]
-        h_mid = _h(st, za_t, zb_t, logt_t)
-        gap = h_mid - _h_lower(st, za_t, zb_t, logt_t)
-        slope = _log_ndtr_ratio(za_t - st) + _log_ndtr_ratio(zb_t + st)
+        h_lo = _h_lower(s[idx], za[idx], zb[idx], logt[idx])
+        proven[idx[h_lo > 0]] = True
+        idx, h_lo = idx[h_lo <= 0], h_lo[h_lo <= 0]
+        if idx.size == 0:
+            break
+        st = s[idx]
+        h_mid, slope = _h_and_slope(st, za[idx], zb[idx], logt[idx])
+        gap = h_mid - h_lo  # what the error bound costs here
         # aim for h >= 1.25 * gap (so that h - gap > 0) under a linear model of h around s
         step = (1.25 * gap - h_mid) / np.maximum(slope, 1e-300)
-        step = np.maximum(step, 4 * fl.ULP * np.maximum(np.abs(st), 1.0))
-        s[todo] = st - step
+        s[idx] = st - np.maximum(step, 4 * fl.ULP * np.maximum(np.abs(st), 1.0))
     return np.where(proven, s, -np.inf)
 
 
