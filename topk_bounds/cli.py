@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     certify_parser.set_defaults(run=_run_certify)
     for name, (module, help_text) in _EXTERNAL.items():
         p = sub.add_parser(name, help=help_text)
-        p.set_defaults(run=_lazy_run(module), configure_module=module)
+        p.set_defaults(run=_lazy_run(module))
         try:
             importlib.import_module(module).configure(p)
         except ImportError as exc:  # an optional extra is missing: say so when it is used
