@@ -201,29 +201,40 @@ def safe_quantile(kind: str, x, n, beta: float):
         p = special.betaincinv(x, n - x + 1.0, beta)
         sign, small = -1.0, x <= SMALL_X_G
     p = np.clip(p, 5e-324, 1.0)
-    # scipy's inverse can be far off for small x (3e-8 at n ~ 1e9): polish those, where
-    # the tail is a cheap exact sum; elsewhere it is good to ~1e-14 and only verified
+    # scipy's inverse can be far off (3e-8 for small x at n ~ 1e9, 0.4% for x = 999):
+    # polish small x up front, where the tail is a cheap exact sum; elsewhere it is
+    # usually good to ~1e-14, so it is verified first and polished only if that fails
     slope = _slope(kind, x, n, p, np.full_like(p, beta))
     if small.any():
         p[small], slope[small] = _newton(kind, x[small], n[small], p[small], beta)
     out = np.empty_like(p)
     todo = np.arange(p.size)
     grow = np.ones_like(p)
+    best = np.full_like(p, 1.0 if sign > 0 else 0.0)  # the tightest proven so far
     for _ in range(_MAX_ROUNDS):
         xs, ns, ps = x[todo], n[todo], p[todo]
         margin = grow[todo] * (2.0 * _rtol_guess(kind, xs, ns, ps, beta) / slope[todo] + 4.0 * fl.ULP)
         cand = ps * (1.0 + sign * margin)
         cand = np.clip(fl.up(cand) if sign > 0 else fl.down(cand), 0.0, 1.0)
         cv, cr = _tail(kind, xs, ns, cand)
-        # T(cand) <= cv (1 + cr) <= beta proves cand safe (one more ulp for the product)
+        # T(cand) <= cv (1 + cr) <= beta proves cand safe (one more ulp for the product);
+        # it is accepted only if also tight: within a few margins of the root, not a
+        # safe but loose start (scipy's inverse can be off by 0.4% on either side)
         proven = fl.up(cv + fl.up(cv * cr)) <= beta
-        proven |= (cand == 1.0) if sign > 0 else (cand == 0.0)
-        out[todo[proven]] = cand[proven]
-        todo = todo[~proven]
+        tight = cv >= beta * (1.0 - 8.0 * margin * slope[todo])
+        edge = (cand == 1.0) if sign > 0 else (cand == 0.0)
+        done = (proven & tight) | edge
+        pick = np.minimum if sign > 0 else np.maximum
+        best[todo] = np.where(proven, pick(best[todo], cand), best[todo])
+        out[todo[done]] = cand[done]
+        todo, margin, proven = todo[~done], margin[~done], proven[~done]
         if todo.size == 0:
             return out
-        # not proven: polish again and widen the margin
-        p[todo], slope[todo] = _newton(kind, x[todo], n[todo], p[todo], beta)
-        grow[todo] *= 2.0
-    out[todo] = 1.0 if sign > 0 else 0.0  # never proven: the trivial bound
+        # polish again; widen the margin only where the proof failed although the
+        # candidate had stopped moving
+        old = p[todo]
+        p[todo], slope[todo] = _newton(kind, x[todo], n[todo], old, beta)
+        settled = np.abs(p[todo] / old - 1.0) <= margin
+        grow[todo] *= np.where(settled & ~proven, 2.0, 1.0)
+    out[todo] = best[todo]  # never tight: the tightest proven (at worst the trivial bound)
     return out
