@@ -7,10 +7,9 @@ A. :func:`topk_bounds.topk_radius` on random bounds: ``a`` uniform in (0.01, 0.9
    with Dirichlet-shaped upper bounds, some summing past ``1 - a`` (clipped), some tiny;
    k = 1..5; sigma in {0.12, 0.25, 0.5, 1}. Reference: the same call with ``dps=50``.
 B. :func:`topk_bounds.certify` on random count rows, n = 10^U(2, 12) (up to 1e12), c = 2..10,
-   a dominant label, sometimes only a handful of samples outside it. Reference: the exact
-   Clopper-Pearson bounds at 60 digits (``clopper_pearson_lower_complement`` /
-   ``clopper_pearson_upper`` with ``dps``) fed to ``topk_bounds.radius.mp_radius`` at 50
-   digits.
+   a dominant label, sometimes only a handful of samples outside it. Reference:
+   ``topk_bounds.certify.certify_exact`` (the exact Clopper-Pearson bounds at 60 digits fed
+   to ``topk_bounds.radius.mp_radius`` at 50 digits).
 C. as B, in the region where scipy's ``betainccinv`` is least accurate: every other label
    has at most 40 samples and n = 10^U(5, log10 5e9).
 D. the Clopper-Pearson upper bound alone in that region: scipy's ``betainccinv`` (the
@@ -50,9 +49,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_certify import machine_info, machine_line, markdown_table, write_results  # noqa: E402
-from topk_bounds import (certify, clopper_pearson_lower_complement,  # noqa: E402
-                         clopper_pearson_upper, topk_radius)
-from topk_bounds.radius import mp_radius  # noqa: E402
+from topk_bounds import certify, clopper_pearson_upper, topk_radius  # noqa: E402
+from topk_bounds.certify import certify_exact  # noqa: E402
 
 DPS = 50
 ALPHA = 0.001
@@ -156,20 +154,6 @@ def weak_spot_counts(rng: np.random.Generator):
     return counts, label, k, sigma
 
 
-def exact_certify_radius(counts: np.ndarray, label: int, k: int, sigma: float,
-                         alpha: float, dps: int = DPS):
-    """The radius of the exact SimuEM Clopper-Pearson bounds (cf. tests/test_certify.py)."""
-    n = int(counts.sum())
-    c = counts.size
-    with mpmath.workdps(dps + 10):
-        beta = mpmath.mpf(alpha) / c
-        qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
-        a = 1 - qa
-        others = sorted((int(x) for j, x in enumerate(counts) if j != label), reverse=True)
-        b = [clopper_pearson_upper(x, n, beta, dps=dps + 10) for x in others[:k]]
-    return mp_radius(a, b, k, sigma, dps, p_lower_complement=qa)
-
-
 # --------------------------------------------------------------------------------------
 # comparison
 # --------------------------------------------------------------------------------------
@@ -236,7 +220,7 @@ def eval_bounds(a, b, k, sigma):
 def eval_counts(counts, label, k, sigma):
     ours = float(certify(counts, label, k=k, sigma=sigma, alpha=ALPHA).radius[0])
     return ours, naive_certify(counts, label, k, sigma, ALPHA), \
-        exact_certify_radius(counts, label, k, sigma, ALPHA)
+        certify_exact(counts, label, k=k, sigma=sigma, alpha=ALPHA, dps=DPS)
 
 
 def cp_weak_spot(n_cases: int, rng: np.random.Generator) -> dict:
