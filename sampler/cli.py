@@ -52,7 +52,7 @@ import re
 import sys
 from typing import Any
 
-from topk_bounds.cli import CLIError, finite_positive, non_negative_int, positive_int
+from topk_bounds.argtypes import CLIError, finite_positive, non_negative_int, positive_int
 
 __all__ = ["configure", "run"]
 

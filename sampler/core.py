@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .noise import GaussianNoise, Noise
 from .streams import (BLOCK_SIZE, ESTIMATION, InputStream, blocks_for_rank, fresh_entropy,
                       global_indices)
 
@@ -162,6 +163,7 @@ class Request:
     model: Callable[[torch.Tensor], torch.Tensor]
     inputs: torch.Tensor
     sigma: float
+    noise: Noise
     batch_size: int
     num_classes: int | None
     entropy: int
@@ -209,8 +211,7 @@ class Request:
                                                              self.indices[block.pos])
             generator.manual_seed(stream_of.block_seed(block.index))
             if fill + block.size <= capacity:  # the common case: draw in place
-                buf[fill:fill + block.size].normal_(0.0, self.sigma, generator=generator)
-                buf[fill:fill + block.size].add_(x[block.pos])
+                self.noise.fill_(buf[fill:fill + block.size], x[block.pos], generator)
                 owner[fill:fill + block.size].fill_(block.pos)
                 fill += block.size
                 if fill == capacity:
@@ -220,7 +221,7 @@ class Request:
             if spill is None:
                 spill = torch.empty((BLOCK_SIZE, *shape), dtype=x.dtype, device=device)
             drawn = spill[:block.size]
-            drawn.normal_(0.0, self.sigma, generator=generator).add_(x[block.pos])
+            self.noise.fill_(drawn, x[block.pos], generator)
             done = 0
             while done < block.size:
                 if fill == 0 and block.size - done >= capacity:  # a whole pass: no copy
@@ -404,6 +405,7 @@ def prepare(model, inputs, *, sigma, batch_size, num_classes=None, seed=None, de
         dist.broadcast_object_list(shared, src=0)
         entropy = shared[0]
     return Request(model=model, inputs=inputs.detach().to(device), sigma=float(sigma),
+                   noise=GaussianNoise(float(sigma)),
                    batch_size=batch_size, num_classes=num_classes, entropy=entropy,
                    device=device, indices=index_list, progress=progress, rank=rank,
                    world_size=world_size)

@@ -47,7 +47,7 @@ GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``demo`` subcommand's arguments to ``parser``."""
-    from topk_bounds.cli import finite_positive, non_negative_int, positive_int, probability
+    from topk_bounds.argtypes import finite_positive, non_negative_int, positive_int, probability
 
     parser.description = (
         "Train a small CNN with noise on scikit-learn's 8x8 digits, sample counts, and "
@@ -209,7 +209,7 @@ class DemoResult:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``demo`` subcommand; returns the exit status."""
-    from topk_bounds.cli import CLIError
+    from topk_bounds.argtypes import CLIError
 
     try:
         import matplotlib  # noqa: F401

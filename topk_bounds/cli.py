@@ -16,69 +16,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 from typing import Callable, Sequence
+
+from . import argtypes
+from .argtypes import CLIError
 
 __all__ = ["CLIError", "main"]
 
 PROG = "topk-bounds"
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def _finite_positive(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text!r}")
-        return value
-
-    return parse
-
-
-def _probability(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not 0.0 < value < 1.0:
-            raise argparse.ArgumentTypeError(f"{name} must lie in (0, 1), got {text!r}")
-        return value
-
-    return parse
-
-
-def _int_at_least(minimum: int) -> Callable[[str], Callable[[str], int]]:
-    def factory(name: str) -> Callable[[str], int]:
-        def parse(text: str) -> int:
-            try:
-                value = int(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-            if value < minimum:
-                raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {text!r}")
-            return value
-
-        return parse
-
-    return factory
-
-
-_positive_int = _int_at_least(1)
-
-
-#: argparse ``type=`` helpers shared by every subcommand.
-positive_int = _positive_int
-non_negative_int = _int_at_least(0)
-finite_positive = _finite_positive
-probability = _probability
 
 
 # Subcommands that live outside this module: name -> (module, help). Each module defines
@@ -92,17 +38,15 @@ _EXTERNAL = {
 
 def _configure_certify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="count file: counts per row, label in the last column")
-    parser.add_argument("--k", type=positive_int("--k"), required=True, help="top-k size")
-    parser.add_argument("--sigma", type=finite_positive("--sigma"), required=True,
+    parser.add_argument("--k", type=argtypes.positive_int("--k"), required=True, help="top-k size")
+    parser.add_argument("--sigma", type=argtypes.finite_positive("--sigma"), required=True,
                         help="noise level the counts were sampled with")
-    parser.add_argument("--alpha", type=probability("--alpha"), required=True,
+    parser.add_argument("--alpha", type=argtypes.probability("--alpha"), required=True,
                         help="total failure probability of the certificates")
     parser.add_argument("--method", choices=("simuem", "binocp"), default="simuem",
                         help="how the probability bounds are estimated (default: simuem)")
     parser.add_argument("--out", help="write the table here (atomically) instead of stdout")
-    from .report import _grid_arg
-
-    parser.add_argument("--grid", type=_grid_arg, default=[0.0, 0.25, 0.5, 0.75, 1.0],
+    parser.add_argument("--grid", type=argtypes.grid, default=[0.0, 0.25, 0.5, 0.75, 1.0],
                         help="comma-separated radii for the summary on stderr")
 
 

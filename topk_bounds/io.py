@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Iterator, Mapping, TextIO
 
 import numpy as np
 
-__all__ = ["CountFile", "read_counts", "format_count_row", "atomic_write"]
+__all__ = ["CountFile", "read_counts", "format_count_row", "format_header", "parse_header",
+           "atomic_write"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -32,11 +34,15 @@ class CountFile:
         The label of each input (the last column of the file).
     lines : ndarray of int64, shape (N,)
         The 1-based line number each row came from, for error messages.
+    meta : dict of str to str
+        The fields of the file's ``# topk-bounds ...`` header line (:func:`parse_header`),
+        with ``"kind"`` and ``"version"``; empty when the file has none.
     """
 
     counts: np.ndarray
     labels: np.ndarray
     lines: np.ndarray
+    meta: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         n_inputs, n_classes = self.counts.shape
@@ -80,10 +86,13 @@ def read_counts(path: str | os.PathLike) -> CountFile:
     rows: list[list[int]] = []
     lines: list[int] = []
     width = None
+    meta: dict[str, str] = {}
     with open(path, encoding="utf-8") as fh:
         for lineno, raw in enumerate(fh, start=1):
             text = raw.strip()
             if not text or text.startswith("#"):
+                if not meta and not rows and text.startswith(HEADER_PREFIX):
+                    meta = parse_header(text)
                 continue
             fields = text.split()
             try:
@@ -120,6 +129,7 @@ def read_counts(path: str | os.PathLike) -> CountFile:
         counts=np.ascontiguousarray(table[:, :-1]),
         labels=np.ascontiguousarray(table[:, -1]),
         lines=np.array(lines, dtype=np.int64),
+        meta=meta,
     )
 
 
@@ -138,6 +148,57 @@ def format_count_row(counts, label: int) -> str:
     '5 0 95 2\\n'
     """
     return " ".join(str(int(v)) for v in counts) + f" {int(label)}\n"
+
+
+#: Every header line that topk-bounds writes starts with this.
+HEADER_PREFIX = "# topk-bounds "
+
+# Characters a header value keeps as they are; every other one is percent-escaped, so a
+# value never holds a space, a newline, '=' or a non-ASCII character.
+_SAFE = ":/,+@"
+
+
+def format_header(kind: str, fields: Mapping[str, object], version: int = 1) -> str:
+    """One ``#`` line recording what produced a file: ``# topk-bounds KIND vN key=value ...``.
+
+    Keys must be identifiers; values are written with :func:`str` and percent-escaped
+    (``urllib.parse.quote``), so a path holding spaces, ``=`` or a newline stays on the line
+    and reads back exactly with :func:`parse_header`. No newline is appended.
+
+    >>> line = format_header("sample", {"n": 100, "inputs": "my data\\nset.pt"})
+    >>> line
+    '# topk-bounds sample v1 n=100 inputs=my%20data%0Aset.pt'
+    >>> parse_header(line)
+    {'kind': 'sample', 'version': '1', 'n': '100', 'inputs': 'my data\\nset.pt'}
+    """
+    if not kind.isidentifier():
+        raise ValueError(f"kind must be an identifier, got {kind!r}")
+    items = []
+    for key, value in fields.items():
+        if not key.isidentifier() or key in ("kind", "version"):
+            raise ValueError(f"header keys must be identifiers other than kind/version, got {key!r}")
+        items.append(f"{key}={urllib.parse.quote(str(value), safe=_SAFE)}")
+    return " ".join([HEADER_PREFIX + kind, f"v{int(version)}", *items])
+
+
+def parse_header(line: str) -> dict[str, str]:
+    """The fields of a :func:`format_header` line, with ``"kind"`` and ``"version"``.
+
+    Raises ``ValueError`` for a line that does not have that form.
+    """
+    text = line.rstrip("\r\n")
+    if not text.startswith(HEADER_PREFIX):
+        raise ValueError(f"not a topk-bounds header line: {text[:80]!r}")
+    words = text[len(HEADER_PREFIX):].split(" ")
+    if len(words) < 2 or not words[1].startswith("v") or not words[1][1:].isdigit():
+        raise ValueError(f"not a topk-bounds header line: {text[:80]!r}")
+    out = {"kind": words[0], "version": words[1][1:]}
+    for word in words[2:]:
+        key, sep, value = word.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"malformed header field {word[:80]!r}")
+        out[key] = urllib.parse.unquote(value)
+    return out
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import argtypes
 from .io import atomic_write
 
 __all__ = [
@@ -594,33 +595,9 @@ def write_report(table: CertifiedAccuracyTable, out_dir: str | os.PathLike, *,
 
 # -- the ``report`` subcommand --------------------------------------------------------------
 
-def _parse_list(text: str, kind, what: str) -> list:
-    try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} must be comma-separated numbers, got {text!r}")
-    if not values:
-        raise argparse.ArgumentTypeError(f"{what} is empty")
-    return values
-
-
-def _grid_arg(text: str) -> list[float]:
-    grid = _parse_list(text, float, "--grid")
-    if any(not math.isfinite(g) or g < 0 for g in grid):
-        raise argparse.ArgumentTypeError(f"--grid must hold finite radii >= 0, got {text!r}")
-    return grid
-
-
-def _ks_arg(text: str) -> list[int]:
-    ks = _parse_list(text, int, "--k")
-    if any(k < 1 for k in ks):
-        raise argparse.ArgumentTypeError(f"--k values must be >= 1, got {text!r}")
-    return sorted(set(ks))
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` subcommand's arguments to ``parser``."""
-    from .cli import finite_positive, positive_int, probability
+    from .argtypes import finite_positive, positive_int, probability
 
     parser.description = (
         "Plot and tabulate certified accuracy. Give certify outputs (TSV files with a 'radius' "
@@ -629,7 +606,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if needed)")
     parser.add_argument("--names", nargs="+", metavar="NAME",
                         help="one legend name per curve, in order (default: from the files)")
-    parser.add_argument("--grid", type=_grid_arg, default=list(DEFAULT_GRID),
+    parser.add_argument("--grid", type=argtypes.grid, default=list(DEFAULT_GRID),
                         help="comma-separated radii of the table's columns "
                              "(default: 0,0.25,...,2)")
     parser.add_argument("--digits", type=positive_int("--digits"), default=3,
@@ -641,7 +618,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="also write each curve in Cohen et al.'s format (cohen_<name>.tsv)")
     group = parser.add_argument_group("certify a count file")
     group.add_argument("--counts", metavar="FILE", help="count file to certify")
-    group.add_argument("--k", type=_ks_arg, default=[1, 2, 3],
+    group.add_argument("--k", type=argtypes.k_list, default=[1, 2, 3],
                        help="comma-separated top-k sizes, one curve each (default: 1,2,3)")
     group.add_argument("--sigma", type=finite_positive("--sigma"),
                        help="noise level the counts were sampled with")
@@ -667,7 +644,7 @@ def _certify_counts(path: str, ks: Sequence[int], *, sigma: float, alpha: float,
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``report`` subcommand; returns the exit status."""
-    from .cli import CLIError
+    from .argtypes import CLIError
 
     if not args.tsv and not args.counts:
         raise CLIError("nothing to report: give TSV files and/or --counts FILE")
