@@ -19,7 +19,7 @@ from .radius import _check_k, _check_sigma, radius_from_bounds
 
 __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResult"]
 
-METHODS = ("simuem", "binocp")
+METHODS = ("simuem", "binocp", "ranked")
 
 
 def _check_counts(counts) -> np.ndarray:
@@ -73,7 +73,7 @@ def _check_alpha(alpha) -> float:
 
 def _check_method(method) -> str:
     if method not in METHODS:
-        raise ValueError(f"method must be one of 'simuem' or 'binocp', got {method!r}")
+        raise ValueError(f"method must be one of 'simuem', 'binocp' or 'ranked', got {method!r}")
     return method
 
 
@@ -116,9 +116,9 @@ class CertifyResult:
     def p_upper(self) -> np.ndarray:
         """Upper bounds on every label's probability, shape (N, c), rounded up.
 
-        SimuEM: the Clopper-Pearson upper bound of each count at level alpha / c (the
-        column of the certified label holds its own upper bound, which the radius does
-        not use). BinoCP: 1 - p_lower for every label. Computed on first access: the
+        SimuEM and ranked: the Clopper-Pearson upper bound of each count at the
+        method's level (the column of the certified label holds its own upper bound,
+        which the radius does not use). BinoCP: 1 - p_lower for every label. Computed on first access: the
         radius itself needs only the k largest.
         """
         cached = self.__dict__.get("_p_upper")
@@ -141,6 +141,22 @@ class CertifyResult:
         median = f"{np.median(finite):.4g}" if finite.size else "n/a"
         return (f"CertifyResult(N={n}, k={self.k}, sigma={self.sigma:g}, alpha={self.alpha:g}, "
                 f"method={self.method!r}, certified={cert}/{n}, median certified radius={median})")
+
+
+def _bounds_covered(method: str, k: int, n_classes: int) -> int:
+    """How many one-sided bounds must hold together: alpha is split evenly among them.
+
+    SimuEM bounds all c labels. Ranked bounds the label and the k other labels with the
+    largest *true* probabilities (a fixed set J), so k + 1 suffice: on that event the
+    i-th largest upper bound over all others is at least the i-th largest true
+    probability among them, and the radius only shrinks as those bounds grow. BinoCP
+    uses a single bound.
+    """
+    if method == "simuem":
+        return n_classes
+    if method == "ranked":
+        return min(n_classes, k + 1)
+    return 1
 
 
 def _top_other_counts(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -176,10 +192,13 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         The noise level the counts were sampled with.
     alpha : float
         Total failure probability, in (0, 1).
-    method : {"simuem", "binocp"}
+    method : {"simuem", "binocp", "ranked"}
         ``"simuem"`` (default): simultaneous one-sided Clopper-Pearson bounds for all c
         labels at level alpha / c (Bonferroni). ``"binocp"``: one Clopper-Pearson lower
         bound at level alpha, and 1 - p_lower as the upper bound of every other label.
+        ``"ranked"``: the bounds of ``"simuem"`` at level alpha / min(c, k + 1): only the
+        label and the k most likely other labels need to be covered (see
+        ``docs/theory.md``); never certifies less than ``"simuem"``.
 
     Returns
     -------
@@ -222,8 +241,8 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     n_rows, n_classes = counts.shape
     rows = np.arange(n_rows)
     n = counts.sum(axis=1)
-    # the level of each bound, rounded down so it never exceeds alpha / c
-    beta = float(fl.down(alpha / n_classes)) if method == "simuem" else alpha
+    # the level of each bound, rounded down so it never exceeds alpha / (bounds covered)
+    beta = float(fl.down(alpha / _bounds_covered(method, k, n_classes)))
     n_l = counts[rows, labels]
     q_a = _upper_float(n - n_l, n, beta)  # 1 - lower(n_l) = upper(n - n_l): rounded up
     a = _lower_float(n_l, n, beta, complement=q_a)  # rounded down
@@ -236,7 +255,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     if k >= n_classes:
         radius = np.full(n_rows, np.inf)
     else:
-        if method == "simuem":
+        if method != "binocp":
             top = _top_other_counts(counts, labels, k)
             n_col = n[:, None]
             b_top = _upper_float(top, n_col, beta)
@@ -281,11 +300,11 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     method = _check_method(method)
     n, c = int(counts.sum()), counts.size
     with mpmath.workdps(dps + 10):
-        beta = mpmath.mpf(alpha) / c if method == "simuem" else mpmath.mpf(alpha)
+        beta = mpmath.mpf(alpha) / _bounds_covered(method, k, c)
         qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
         a = 1 - qa
         others = sorted((int(x) for j, x in enumerate(counts) if j != label), reverse=True)
-        if method == "simuem":
+        if method != "binocp":
             b = [clopper_pearson_upper(x, n, beta, dps=dps + 10) for x in others[:k]]
         else:
             b = [qa] * (c - 1)

@@ -43,7 +43,7 @@ def _configure_certify(parser: argparse.ArgumentParser) -> None:
                         help="noise level the counts were sampled with")
     parser.add_argument("--alpha", type=argtypes.probability("--alpha"), required=True,
                         help="total failure probability of the certificates")
-    parser.add_argument("--method", choices=("simuem", "binocp"), default="simuem",
+    parser.add_argument("--method", choices=("simuem", "binocp", "ranked"), default="simuem",
                         help="how the probability bounds are estimated (default: simuem)")
     parser.add_argument("--out", help="write the table here (atomically) instead of stdout")
     parser.add_argument("--grid", type=argtypes.grid, default=[0.0, 0.25, 0.5, 0.75, 1.0],

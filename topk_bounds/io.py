@@ -19,7 +19,7 @@ from typing import Iterator, Mapping, TextIO
 import numpy as np
 
 __all__ = ["CountFile", "read_counts", "format_count_row", "format_header", "parse_header",
-           "atomic_write"]
+           "atomic_write", "AtomicGroup"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -221,3 +221,63 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[TextIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+class AtomicGroup:
+    """Several output files that appear together or not at all.
+
+    Each :meth:`open` writes to a temporary file beside its target; leaving the ``with``
+    block normally moves every one into place (in the order opened), and an exception
+    removes them all, leaving every target as it was. Validate and compute everything
+    before the block: the renames at its end are the only step that touches the targets.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> try:
+    ...     with AtomicGroup() as group:
+    ...         with group.open(os.path.join(d, "a.txt")) as fh:
+    ...             _ = fh.write("a")
+    ...         raise RuntimeError("disk full")
+    ... except RuntimeError:
+    ...     pass
+    >>> os.listdir(d)  # neither a.txt nor its temporary file
+    []
+    >>> with AtomicGroup() as group:
+    ...     with group.open(os.path.join(d, "a.txt")) as fh:
+    ...         _ = fh.write("a")
+    >>> os.listdir(d)
+    ['a.txt']
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, Path]] = []
+
+    def __enter__(self) -> "AtomicGroup":
+        return self
+
+    @contextlib.contextmanager
+    def open(self, path: str | os.PathLike, mode: str = "w") -> Iterator[TextIO]:
+        """A file that becomes ``path`` when the group succeeds (see the class)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        self._pending.append((tmp, target))
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                while self._pending:
+                    tmp, target = self._pending[0]
+                    os.replace(tmp, target)
+                    self._pending.pop(0)
+        finally:
+            for tmp, _ in self._pending:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            self._pending.clear()

@@ -624,7 +624,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="noise level the counts were sampled with")
     group.add_argument("--alpha", type=probability("--alpha"),
                        help="failure probability of each certificate")
-    group.add_argument("--method", choices=("simuem", "binocp"), default="simuem",
+    group.add_argument("--method", choices=("simuem", "binocp", "ranked"), default="simuem",
                        help="probability bounds (default: simuem)")
 
 
