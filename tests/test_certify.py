@@ -128,7 +128,7 @@ def test_binocp_bounds_every_other_label_by_one_minus_p_lower():
         (lambda: certify([[1, 2, 3]], 0, k=0, sigma=1, alpha=0.1), "k must be an integer >= 1, got 0"),
         (lambda: certify([[1, 2, 3]], 0, k=1, sigma=-1, alpha=0.1), "sigma must be a finite number > 0, got -1"),
         (lambda: certify([[1, 2, 3]], 0, k=1, sigma=1, alpha=1.0), r"alpha must be a probability in \(0, 1\), got 1.0"),
-        (lambda: certify([[1, 2, 3]], 0, k=1, sigma=1, alpha=0.1, method="cp"), "method must be one of 'simuem' or 'binocp', got 'cp'"),
+        (lambda: certify([[1, 2, 3]], 0, k=1, sigma=1, alpha=0.1, method="cp"), "method must be one of 'simuem', 'binocp' or 'ranked', got 'cp'"),
         (lambda: predict([[1, 2, 3]], k=3, alpha=0.1), "k must be smaller than the number of labels c = 3, got k = 3"),
     ],
 )
