@@ -92,7 +92,8 @@ def read_counts(path: str | os.PathLike) -> CountFile:
             text = raw.strip()
             if not text or text.startswith("#"):
                 if not meta and not rows and text.startswith(HEADER_PREFIX):
-                    meta = parse_header(text)
+                    with contextlib.suppress(ValueError):  # a free-form comment stays one
+                        meta = parse_header(text)
                 continue
             fields = text.split()
             try:
