@@ -263,6 +263,21 @@ def _alias_tables(weights: list[int]) -> tuple[int, np.ndarray, np.ndarray]:
     return bits, keep_below, np.array(alias, dtype=np.int64)
 
 
+def _offset_index(u: torch.Tensor, keep_below: torch.Tensor, alias: torch.Tensor, mask: int,
+                  column: torch.Tensor, cut: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Map 63-bit words ``u`` (flat int64) to offset indices ``r = j + J`` by the alias table.
+
+    Column ``u & mask`` (the low bits); its own index if ``u <= keep_below[column]``, else
+    its alias. ``column``, ``cut`` and ``keep`` are workspaces of ``u``'s size; the result
+    is written into ``column`` and ``u`` is overwritten.
+    """
+    torch.bitwise_and(u, mask, out=column)
+    torch.index_select(keep_below, 0, column, out=cut)
+    torch.le(u, cut, out=keep)
+    other = torch.index_select(alias, 0, column, out=u)
+    return torch.where(keep, column, other, out=column)
+
+
 def _round_up(value) -> float:
     """The smallest float >= ``value`` (an mpf >= 0)."""
     out = float(value)
@@ -418,11 +433,7 @@ class DiscreteGaussianNoise:
             size = (min(m, start + rows) - start) * d
             u, column, cut, keep = (t[:size] for t in (u_all, column_all, cut_all, keep_all))
             u.random_(generator=generator)  # uniform on [0, 2**63)
-            torch.bitwise_and(u, mask, out=column)
-            torch.index_select(keep_below, 0, column, out=cut)
-            torch.le(u, cut, out=keep)
-            other = torch.index_select(alias, 0, column, out=u)  # u is not needed any more
-            index = torch.where(keep, column, other, out=column)
+            index = _offset_index(u, keep_below, alias, mask, column, cut, keep)
             target = flat[start:start + size // d]
             target.copy_(index.view(-1, d).add_(base))  # i + j, exact in the dtype
             target.div_(grid_t)
