@@ -14,9 +14,9 @@ The output
 ----------
 ``FILE`` starts with one ``#`` line that records what determines the rows (model, data,
 sigma, n, seed, device type, classes, rows, noise; with ``--noise discrete`` also the grid
-and the total-variation ``delta`` that ``certify`` must allow for), then holds one row per input: the ``n``-sample
-counts, then the label (:func:`topk_bounds.io.format_count_row`), the format that
-``topk-bounds certify`` reads. Rows are written in order and flushed one by one.
+and the total-variation ``delta`` that ``certify`` must allow for), then holds one row per
+input: the ``n``-sample counts, then the label (:func:`topk_bounds.io.format_count_row`),
+the format that ``topk-bounds certify`` reads. Rows are written in order and flushed one by one.
 
 With ``--n0``, the selection stage of Cohen et al.'s two-stage procedure is sampled too,
 from a separate random stream, and written to ``FILE.n0`` in the same format (rows sum to

@@ -260,7 +260,10 @@ def _alias_tables(weights: list[int]) -> tuple[int, np.ndarray, np.ndarray]:
         if left[c] != capacity:  # pragma: no cover - integer arithmetic excludes it
             raise RuntimeError("alias table construction lost mass")
     keep_below = np.array([(o << bits) - 1 for o in own], dtype=np.int64)
-    return bits, keep_below, np.array(alias, dtype=np.int64)
+    alias_array = np.array(alias, dtype=np.int64)
+    for table in (keep_below, alias_array):  # shared through the cache: read-only
+        table.setflags(write=False)
+    return bits, keep_below, alias_array
 
 
 def _offset_index(u: torch.Tensor, keep_below: torch.Tensor, alias: torch.Tensor, mask: int,
@@ -385,29 +388,34 @@ class DiscreteGaussianNoise:
         """
         limit = self._index_limit(inputs.dtype)
         flat = inputs.detach().reshape(-1)
-        index = torch.round(flat.to(torch.float64) * self.grid)
-        finite = torch.isfinite(index)
-        in_range = finite & (index.abs() <= limit)
-        safe = torch.where(in_range, index, torch.zeros_like(index))
-        on_grid = in_range & (torch.div(safe.to(flat.dtype), self._grid_tensor(flat)) == flat)
-        if bool(on_grid.all()):
-            return
-        first = int((~on_grid).nonzero()[0, 0])
-        where = ", ".join(str(int(v)) for v in np.unravel_index(first, tuple(inputs.shape)))
-        value = flat[first].item()
-        if not bool(finite[first]):
+        grid_t = self._grid_tensor(flat)
+        for start in range(0, flat.numel(), _CHUNK):  # bounded temporaries for large sets
+            part = flat[start:start + _CHUNK]
+            index = torch.round(part.to(torch.float64) * self.grid)
+            in_range = torch.isfinite(index) & (index.abs() <= limit)
+            index = torch.where(in_range, index, torch.zeros_like(index))
+            nearest = torch.div(index.to(part.dtype), grid_t)
+            bad = ~(in_range & (nearest == part))
+            if bool(bad.any()):
+                k = int(bad.nonzero()[0, 0])
+                self._reject(inputs.shape, start + k, part[k].item(), bool(in_range[k]),
+                             int(index[k]), nearest[k].item(), limit)
+
+    def _reject(self, shape, position: int, value: float, in_range: bool, index: int,
+                nearest: float, limit: int) -> None:
+        where = ", ".join(str(int(v)) for v in np.unravel_index(position, tuple(shape)))
+        if not math.isfinite(value):
             raise ValueError(f"inputs[{where}] = {value!r} is not on the grid i / {self.grid} "
                              "(discrete noise needs finite inputs that are exactly i / "
                              f"{self.grid})")
-        if not bool(in_range[first]):
+        if not in_range:
             raise ValueError(f"inputs[{where}] = {value!r} is outside the range of discrete "
                              f"noise on the grid i / {self.grid}: |i| must be at most {limit} "
-                             f"for {inputs.dtype} (so that i + j is exact for every offset "
-                             f"|j| <= {self.table.J})")
+                             f"(so that i + j is exact for every offset |j| <= "
+                             f"{self.table.J} in the inputs' dtype)")
         raise ValueError(f"inputs[{where}] = {value!r} is not on the grid i / {self.grid} "
-                         f"(the nearest grid point is {int(index[first])} / {self.grid} = "
-                         f"{(safe[first].to(flat.dtype) / self.grid).item()!r}); discrete "
-                         f"noise needs inputs that are exactly i / {self.grid}")
+                         f"(the nearest grid point is {index} / {self.grid} = {nearest!r}); "
+                         f"discrete noise needs inputs that are exactly i / {self.grid}")
 
     def fill_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
         """Write ``out.shape[0]`` noisy copies ``fl((i + j) / grid)`` of ``x = i / grid``.
@@ -448,8 +456,8 @@ class DiscreteGaussianNoise:
         key = str(device)
         tables = self._device_tables.get(key)
         if tables is None:
-            tables = (torch.from_numpy(self.table.keep_below).to(device),
-                      torch.from_numpy(self.table.alias).to(device))
+            tables = (torch.tensor(self.table.keep_below, device=device),
+                      torch.tensor(self.table.alias, device=device))
             self._device_tables[key] = tables
         return tables
 

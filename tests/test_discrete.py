@@ -33,6 +33,8 @@ from topk_bounds.cli import main  # noqa: E402
 from topk_bounds.io import parse_header, read_counts  # noqa: E402
 
 ALPHA = 1e-6  # significance of every statistical test
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))]
 ONE = 2**RANDOM_BITS
 
 
@@ -205,15 +207,18 @@ def test_word_map_switches_from_own_to_alias_exactly_at_each_columns_threshold(s
                 expected.append(c if v < own else int(table.alias[c]))
     u = torch.tensor(words, dtype=torch.int64)
     work = [torch.empty_like(u), torch.empty_like(u), torch.empty(len(u), dtype=torch.bool)]
-    index = discrete._offset_index(u, torch.from_numpy(table.keep_below),
-                                   torch.from_numpy(table.alias), (1 << m) - 1, *work)
+    index = discrete._offset_index(u, torch.tensor(table.keep_below),
+                                   torch.tensor(table.alias), (1 << m) - 1, *work)
     assert index.tolist() == expected
 
 
-def test_random_words_are_uniform_on_63_bits():
+@pytest.mark.parametrize("device", DEVICES)
+def test_random_words_are_uniform_on_63_bits(device):
     # The generator assumption in its testable form: every one of the 63 bits is set about
     # half the time (bit 62 included: the words are not 62-bit), none is negative.
-    u = torch.empty(1_000_000, dtype=torch.int64).random_(generator=torch.Generator().manual_seed(5))
+    generator = torch.Generator(device=device).manual_seed(5)
+    u = torch.empty(1_000_000, dtype=torch.int64, device=device).random_(generator=generator)
+    u = u.cpu()
     assert int(u.min()) >= 0
     bits = ((u.unsqueeze(1) >> torch.arange(63)) & 1).double().mean(dim=0)
     sd = 0.5 / math.sqrt(len(u))
@@ -301,16 +306,18 @@ def test_header_fields_record_noise_grid_and_delta():
 
 # --- what the model sees --------------------------------------------------------------------
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("grid", [255, 7, 1000, 1])
-def test_model_sees_exactly_the_float_of_i_plus_j_over_grid(dtype, grid):
+def test_model_sees_exactly_the_float_of_i_plus_j_over_grid(dtype, grid, device):
     noise = DiscreteGaussianNoise(2.0 / grid + 0.3, grid=grid)
     indices = list(range(-300, 300, 7)) + [0, grid, 2 * grid, 12345]
-    x = _grid_inputs(grid, indices, dtype)[0]
-    out = torch.empty(500, x.numel(), dtype=dtype)
-    noise.fill_(out, x, torch.Generator().manual_seed(0))
+    x = _grid_inputs(grid, indices, dtype)[0].to(device)
+    noise.check_inputs(x)
+    out = torch.empty(500, x.numel(), dtype=dtype, device=device)
+    noise.fill_(out, x, torch.Generator(device=device).manual_seed(0))
     np_dtype = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
-    v = out.numpy()
+    v = out.cpu().numpy()
     i = np.array(indices, dtype=np.int64)
     j = np.round(v.astype(np.float64) * grid).astype(np.int64) - i
     assert np.abs(j).max() <= noise.table.J and len(np.unique(j)) > 3
@@ -350,6 +357,16 @@ def test_inputs_off_the_grid_raise_value_error_naming_the_first_element(value, m
     with pytest.raises(ValueError, match=message):
         sample_counts(OffsetProbe(255, 0, 2), x, sigma=0.25, n=10, batch_size=10, seed=0,
                       noise="discrete")
+
+
+def test_the_grid_check_names_the_first_offender_across_chunks(monkeypatch):
+    monkeypatch.setattr(discrete, "_CHUNK", 3)
+    x = torch.full((3, 4), 5 / 255)
+    x[2, 1] = 0.25  # flat position 9, in the fourth chunk of three elements
+    x[2, 3] = 0.5
+    with pytest.raises(ValueError, match=r"inputs\[2, 1\] = 0.25 is not on the grid"):
+        DiscreteGaussianNoise(0.25).check_inputs(x)
+    DiscreteGaussianNoise(0.25).check_inputs(x[:2])
 
 
 @settings(max_examples=200)
