@@ -4,6 +4,7 @@
 
     topk-bounds sample --model MODEL --inputs DATA --sigma S --n N --batch B --seed SEED
                        --out FILE [--n0 N0] [--device DEV] [--no-progress]
+                       [--noise {gaussian,discrete}] [--grid G]
 
 ``MODEL`` is a TorchScript file or ``package.module:factory`` (a callable returning a
 ``torch.nn.Module``; the current directory is importable). ``DATA`` is a ``.pt`` file
@@ -12,9 +13,10 @@ holding a dict with ``inputs`` (N, ...) and ``labels`` (N,).
 The output
 ----------
 ``FILE`` starts with one ``#`` line that records what determines the rows (model, data,
-sigma, n, seed, device type, classes, rows), then holds one row per input: the ``n``-sample
-counts, then the label (:func:`topk_bounds.io.format_count_row`), the format that
-``topk-bounds certify`` reads. Rows are written in order and flushed one by one.
+sigma, n, seed, device type, classes, rows, noise; with ``--noise discrete`` also the grid
+and the total-variation ``delta`` that ``certify`` must allow for), then holds one row per
+input: the ``n``-sample counts, then the label (:func:`topk_bounds.io.format_count_row`),
+the format that ``topk-bounds certify`` reads. Rows are written in order and flushed one by one.
 
 With ``--n0``, the selection stage of Cohen et al.'s two-stage procedure is sampled too,
 from a separate random stream, and written to ``FILE.n0`` in the same format (rows sum to
@@ -82,6 +84,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", action="store_true",
                         help="do not show the progress bar on stderr")
+    parser.add_argument("--noise", choices=("gaussian", "discrete"), default="gaussian",
+                        help="float Gaussian noise (default), or exact discrete Gaussian "
+                             "offsets for inputs on the grid i / G (sound in floats; the "
+                             "header records its total-variation delta)")
+    parser.add_argument("--grid", type=positive_int("--grid"), default=None,
+                        help="with --noise discrete: the inputs' grid G (default 255, "
+                             "8-bit images in [0, 1])")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from .two_stage import two_stage_counts
 
     data_inputs, labels = _load_data(args.inputs, torch)
+    noise = _noise(args, data_inputs)
     session = _Distributed(torch, args.device)
     try:
         device = session.device
@@ -106,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         n_rows = len(labels)
         label_list = [int(v) for v in labels.tolist()]
         fields = dict(model=args.model, inputs=args.inputs, sigma=repr(args.sigma),
-                      seed=args.seed, device=device.type, classes=width, rows=n_rows)
+                      seed=args.seed, device=device.type, classes=width, rows=n_rows,
+                      **noise.header_fields(int(data_inputs[0].numel())))
         files = []
         if session.rank == 0:
             if args.n0 is not None:
@@ -126,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         progress = _Scaled(bar, session.world_size) if bar is not None else False
         per_call = max(1, (8 * args.batch) // args.n)
         common = dict(sigma=args.sigma, batch_size=args.batch, num_classes=width,
-                      seed=args.seed, device=device, progress=progress)
+                      seed=args.seed, device=device, progress=progress,
+                      noise=args.noise, grid=args.grid)
         try:
             for i in range(start, n_rows, per_call):
                 j = min(n_rows, i + per_call)
@@ -157,6 +169,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         session.close()
+
+
+def _noise(args: argparse.Namespace, data_inputs):
+    """The run's noise (``--noise``, ``--grid``), with every input checked against it."""
+    from .noise import make_noise
+
+    if args.grid is not None and args.noise != "discrete":
+        raise CLIError(f"--grid {args.grid} is only used with --noise discrete")
+    try:
+        noise = make_noise(args.noise, args.sigma, args.grid)
+        noise.check_inputs(data_inputs)
+    except ValueError as exc:
+        text = str(exc)
+        flag = ("--inputs" if text.startswith("inputs") else
+                "--grid" if text.startswith("grid") else "--noise")
+        raise CLIError(f"{flag}: {exc}") from None
+    return noise
 
 
 def _header(fields: dict[str, Any], stage: str, n: int) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .noise import GaussianNoise, Noise
+from .noise import Noise, make_noise
 from .streams import (BLOCK_SIZE, ESTIMATION, InputStream, blocks_for_rank, fresh_entropy,
                       global_indices)
 
@@ -42,7 +42,8 @@ def sample_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
                   sigma: float, n: int, batch_size: int, num_classes: int | None = None,
                   seed: int | None = None, device: str | torch.device | None = None,
                   indices: Sequence[int] | None = None, progress: Any = False,
-                  distributed: bool | None = None) -> np.ndarray:
+                  distributed: bool | None = None, noise: str = "gaussian",
+                  grid: int | None = None) -> np.ndarray:
     """Count the base classifier's predictions on ``n`` Gaussian perturbations of each input.
 
     Row ``i`` of the result counts ``argmax(model(inputs[i] + sigma * eps))`` over ``n``
@@ -86,6 +87,17 @@ def sample_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
         Split the samples across the ranks of ``torch.distributed`` and all-reduce the
         counts, so that every rank returns the same totals. Default: when
         ``torch.distributed`` is initialized. Every rank must make the same call.
+    noise : {"gaussian", "discrete"}, default "gaussian"
+        ``"gaussian"`` adds float Gaussian noise, which is not exactly Gaussian (Voráček
+        and Hein, ICLR 2023). ``"discrete"`` needs float32 or float64 inputs exactly on
+        the grid ``i / grid`` and draws exact integer offsets
+        (:class:`sampler.discrete.DiscreteGaussianNoise`): the counts are those of the
+        model composed with rounding to the grid under real Gaussian noise, up to a
+        total-variation distance ``delta`` per sample that certification must account
+        for (``docs/soundness.md``).
+    grid : int, optional
+        Only with ``noise="discrete"``: the inputs' grid, an integer ``>= 1`` (default 255,
+        8-bit images scaled to [0, 1]).
 
     Returns
     -------
@@ -145,7 +157,7 @@ def sample_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
     """
     request = prepare(model, inputs, sigma=sigma, batch_size=batch_size,
                       num_classes=num_classes, seed=seed, device=device, indices=indices,
-                      progress=progress, distributed=distributed)
+                      progress=progress, distributed=distributed, noise=noise, grid=grid)
     return request.count(_positive_int("n", n), ESTIMATION)
 
 
@@ -354,7 +366,8 @@ def _progress_bar(progress: Any, total: int, rank: int) -> Iterator[Any]:
 
 
 def prepare(model, inputs, *, sigma, batch_size, num_classes=None, seed=None, device=None,
-            indices=None, progress=False, distributed=None) -> Request:
+            indices=None, progress=False, distributed=None, noise="gaussian",
+            grid=None) -> Request:
     """Validate the arguments shared by the sampling functions (see :func:`sample_counts`)."""
     if not callable(model):
         raise ValueError(f"model must be a torch.nn.Module or a callable, got "
@@ -370,6 +383,8 @@ def prepare(model, inputs, *, sigma, batch_size, num_classes=None, seed=None, de
     if isinstance(sigma, (bool, np.bool_)) or not isinstance(sigma, numbers.Real) \
             or not math.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    noise_model = make_noise(noise, float(sigma), grid)
+    noise_model.check_inputs(inputs)
     batch_size = _positive_int("batch_size", batch_size)
     if num_classes is not None:
         num_classes = _positive_int("num_classes", num_classes)
@@ -405,7 +420,7 @@ def prepare(model, inputs, *, sigma, batch_size, num_classes=None, seed=None, de
         dist.broadcast_object_list(shared, src=0)
         entropy = shared[0]
     return Request(model=model, inputs=inputs.detach().to(device), sigma=float(sigma),
-                   noise=GaussianNoise(float(sigma)),
+                   noise=noise_model,
                    batch_size=batch_size, num_classes=num_classes, entropy=entropy,
                    device=device, indices=index_list, progress=progress, rank=rank,
                    world_size=world_size)

@@ -6,7 +6,14 @@ the same per-input reproducible streams (:mod:`sampler.streams`), batching and
 distributed split.
 
 * :class:`GaussianNoise` (the default): ``x + sigma * eps``, ``eps ~ N(0, I)`` in the
-  input's floating-point dtype.
+  input's floating-point dtype. Float noise is not exactly Gaussian, and Voráček and Hein
+  (ICLR 2023) show that this can be exploited to produce false certificates.
+* :class:`sampler.discrete.DiscreteGaussianNoise` (``noise="discrete"``): for inputs on a
+  grid ``{i / grid}``, exact integer offsets on the grid, within a recorded
+  total-variation distance ``delta`` of a Gaussian-smoothed classifier's distribution
+  (``docs/soundness.md``).
+
+:func:`make_noise` builds either from the options of :func:`sampler.sample_counts`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,14 @@ from typing import Protocol
 
 import torch
 
-__all__ = ["Noise", "GaussianNoise"]
+from .discrete import DiscreteGaussianNoise
+
+__all__ = ["Noise", "GaussianNoise", "DiscreteGaussianNoise", "make_noise", "NOISE_KINDS"]
+
+#: The values of the ``noise`` option.
+NOISE_KINDS = ("gaussian", "discrete")
+#: The grid of ``noise="discrete"`` when none is given: 8-bit images scaled to [0, 1].
+DEFAULT_GRID = 255
 
 
 class Noise(Protocol):
@@ -36,8 +50,44 @@ class Noise(Protocol):
         generator's seed.
         """
 
-    def header_fields(self) -> dict[str, object]:
-        """What a count file's header must record about this noise."""
+    def header_fields(self, n_coords: int) -> dict[str, object]:
+        """What a count file's header must record about this noise, for inputs of
+        ``n_coords`` coordinates (``noise``, and whatever else the counts depend on or
+        certification must know, such as a total-variation ``delta``)."""
+
+
+def make_noise(noise: str, sigma: float, grid: int | None = None) -> Noise:
+    """The noise of ``sample_counts(..., noise=noise, grid=grid)``, validated.
+
+    Parameters
+    ----------
+    noise : {"gaussian", "discrete"}
+        Float Gaussian noise, or exact discrete Gaussian offsets on a grid.
+    sigma : float
+        Standard deviation, finite and ``> 0``.
+    grid : int, optional
+        Only with ``noise="discrete"``: the grid ``{i / grid}`` of the inputs, an integer
+        ``>= 1`` (default 255).
+
+    Examples
+    --------
+    >>> make_noise("gaussian", 0.5)
+    GaussianNoise(sigma=0.5)
+    >>> make_noise("discrete", 0.5)
+    DiscreteGaussianNoise(sigma=0.5, grid=255)
+    >>> make_noise("gaussian", 0.5, grid=255)
+    Traceback (most recent call last):
+    ...
+    ValueError: grid is only used with noise='discrete', got grid=255 with noise='gaussian'
+    """
+    if not isinstance(noise, str) or noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be 'gaussian' or 'discrete', got {noise!r}")
+    if noise == "gaussian":
+        if grid is not None:
+            raise ValueError(f"grid is only used with noise='discrete', got grid={grid!r} "
+                             "with noise='gaussian'")
+        return GaussianNoise(sigma)
+    return DiscreteGaussianNoise(sigma, DEFAULT_GRID if grid is None else grid)
 
 
 class GaussianNoise:
@@ -48,7 +98,7 @@ class GaussianNoise:
     >>> noise = GaussianNoise(0.5)
     >>> out = torch.empty(3, 2)
     >>> noise.fill_(out, torch.zeros(2), torch.Generator().manual_seed(0))
-    >>> out.shape, noise.header_fields()
+    >>> out.shape, noise.header_fields(2)
     (torch.Size([3, 2]), {'noise': 'gaussian'})
     """
 
@@ -67,5 +117,5 @@ class GaussianNoise:
     def fill_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
         out.normal_(0.0, self.sigma, generator=generator).add_(x)
 
-    def header_fields(self) -> dict[str, object]:
+    def header_fields(self, n_coords: int) -> dict[str, object]:
         return {"noise": "gaussian"}

@@ -74,7 +74,8 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
                      num_classes: int | None = None, seed: int | None = None,
                      device: str | torch.device | None = None,
                      indices: Sequence[int] | None = None, progress: Any = False,
-                     distributed: bool | None = None) -> TwoStageCounts:
+                     distributed: bool | None = None, noise: str = "gaussian",
+                     grid: int | None = None) -> TwoStageCounts:
     """Selection counts from ``n0`` samples and estimation counts from ``n`` fresh samples.
 
     The procedure of Cohen et al. [1]_, for top-k as in Jia et al. [2]_: choose the
@@ -92,6 +93,8 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
         Estimation samples per input, ``>= 1``.
     model, inputs, sigma, batch_size, num_classes, seed, device, indices, progress, distributed
         As for :func:`sampler.sample_counts`.
+    noise, grid
+        As for :func:`sampler.sample_counts`; both stages draw the same kind of noise.
 
     Returns
     -------
@@ -124,7 +127,7 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
     n = _positive_int("n", n)
     request = prepare(model, inputs, sigma=sigma, batch_size=batch_size,
                       num_classes=num_classes, seed=seed, device=device, indices=indices,
-                      progress=progress, distributed=distributed)
+                      progress=progress, distributed=distributed, noise=noise, grid=grid)
     selection = request.count(n0, SELECTION)
     if request.num_classes is None:  # both stages get the same columns
         request.num_classes = selection.shape[1]
