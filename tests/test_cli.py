@@ -512,3 +512,26 @@ def test_lazy_package_keeps_every_public_name(tmp_path):
             "assert all(hasattr(topk_bounds, n) for n in topk_bounds.__all__)\n"
             "assert topk_bounds.radius.__name__ == 'topk_bounds.radius'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_special_files_are_written_directly_not_replaced(count_file, tmp_path, capsys):
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    assert main(_certify_args(count_file, "--out", str(fifo))) == 0
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a FIFO, not a regular file
+    assert len(_table(received[0])[2]) == 3
+    assert sorted(os.listdir(tmp_path)) == ["counts.txt", "fifo"]
+    capsys.readouterr()
+
+
+def test_empty_out_is_refused(count_file, capsys):
+    code, _, err = _run(_certify_args(count_file, "--out", ""), capsys)
+    assert code == 2 and "the output path is empty" in err
+    assert main(["report", "x.tsv", "--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err

@@ -9,6 +9,8 @@ into place with :func:`os.replace` only once it is complete and flushed to disk.
   the file it points to is replaced and the link stays.
 - A target that is a directory, or a path ending in ``/``, is refused before anything is
   written, with an :class:`OSError` that names the target (never the temporary file).
+- A target that exists and is not a regular file (``/dev/null``, a FIFO) is written
+  directly: renaming onto it would replace the device node or the FIFO itself.
 - If the body raises, including ``KeyboardInterrupt`` and the exceptions that
   :mod:`topk_bounds.cli` raises for SIGTERM and SIGHUP, the temporary file is removed and
   directories created for the target are removed again when empty. SIGINT, SIGTERM and
@@ -142,27 +144,40 @@ class _Pending:
     def __init__(self, path: str | os.PathLike) -> None:
         self.name = os.fsdecode(os.fspath(path))
         self.target = check_output_path(path)
-        try:
-            mode = stat.S_IMODE(os.stat(self.target).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        self.created = _make_dirs(self.target.parent)
         self.tmp: str | None = None
+        self.fd: int | None = None
+        self.created: list[Path] = []
+        try:
+            st = os.stat(self.target)
+        except FileNotFoundError:
+            st = None
+        self.direct = st is not None and not stat.S_ISREG(st.st_mode)
+        if self.direct:  # /dev/null, a FIFO: renaming onto it would replace the node itself
+            return
+        mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
+        self.created = _make_dirs(self.target.parent)
         try:
             with deferred_signals():
-                fd, self.tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX,
-                                                dir=self.target.parent)
-            self.fd = fd
-            os.fchmod(fd, mode)
+                self.fd, self.tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX,
+                                                     dir=self.target.parent)
+            os.fchmod(self.fd, mode)
+        except OSError as exc:
+            self.discard()
+            raise OSError(exc.errno, exc.strerror, self.name) from None
         except BaseException:
             self.discard()
             raise
 
     def open(self, mode: str) -> IO:
+        encoding = None if "b" in mode else "utf-8"
+        if self.direct:
+            return open(self.target, mode, encoding=encoding)
         fd, self.fd = self.fd, None
-        return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
+        return os.fdopen(fd, mode, encoding=encoding)
 
     def commit(self) -> None:
+        if self.direct:
+            return
         try:
             os.replace(self.tmp, self.target)
         except OSError as exc:
@@ -171,7 +186,7 @@ class _Pending:
 
     def discard(self) -> None:
         with deferred_signals():
-            if getattr(self, "fd", None) is not None:
+            if self.fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(self.fd)
                 self.fd = None
@@ -226,7 +241,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         with pending.open(mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if not pending.direct:
+                os.fsync(fh.fileno())
         with deferred_signals():
             pending.commit()
     except BaseException as exc:
@@ -235,7 +251,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         if named is not exc:
             raise named from None
         raise
-    _fsync_dir(pending.target.parent)
+    if not pending.direct:
+        _fsync_dir(pending.target.parent)
 
 
 class AtomicGroup:
@@ -291,7 +308,8 @@ class AtomicGroup:
             with pending.open(mode) as fh:
                 yield fh
                 fh.flush()
-                os.fsync(fh.fileno())
+                if not pending.direct:
+                    os.fsync(fh.fileno())
         except BaseException as exc:
             named = pending.named(exc)
             if named is not exc:
@@ -313,10 +331,13 @@ class AtomicGroup:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
+                directories = {p.target.parent for p in self._pending if not p.direct}
                 with deferred_signals():
                     while self._pending:
                         self._pending[0].commit()
                         self._pending.pop(0)
+                for directory in directories:
+                    _fsync_dir(directory)
         finally:
             for pending in reversed(self._pending):
                 pending.discard()

@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("nothing to report: give TSV files and/or --counts FILE")
     if args.counts and (args.sigma is None or args.alpha is None):
         raise CLIError("--counts needs --sigma and --alpha")
+    if not args.out:
+        raise CLIError("--out is empty; give a directory")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out} exists and is not a directory")
