@@ -535,3 +535,12 @@ def test_empty_out_is_refused(count_file, capsys):
     assert code == 2 and "the output path is empty" in err
     assert main(["report", "x.tsv", "--out", ""]) == 2
     assert "--out is empty" in capsys.readouterr().err
+
+
+def test_comments_that_only_start_like_a_header_are_comments(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("# topk-bounds demo: sklearn digits, sigma=0.5\n5 5 0\n")
+    assert io.read_counts(path).meta == {}
+    path.write_text("# topk-bounds sample v1 mode=adaptive broken\n5 5 0\n")
+    with pytest.raises(ValueError, match="line 1: malformed header field 'broken'"):
+        io.read_counts(path)  # a real header that cannot be read is never skipped

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import topk_bounds
 from topk_bounds.cli import main
-from topk_bounds.io import format_count_row, format_header, parse_header
+from topk_bounds.io import format_count_row, format_header
 from topk_bounds.report import (DEFAULT_GRID, average_certified_radius, certified_accuracy,
                                 certified_accuracy_table, read_radii, write_cohen, write_radii)
 
@@ -362,11 +362,8 @@ def test_report_cli_certifies_a_count_file(tmp_path, capsys):
     for k in (1, 3):
         direct = topk_bounds.certify(counts, labels, k=k, sigma=0.25, alpha=0.001).radius
         np.testing.assert_array_equal(back[f"top-{k}"], direct)
-    lines = (out / "radii.tsv").read_text().splitlines()
-    assert parse_header(lines[0]) == {"kind": "radii", "version": "1", "sigma": "0.25",
-                                      "alpha": "0.001", "method": "simuem",
-                                      "counts": str(path)}
-    assert lines[1].split("\t") == ["idx", "label", "predict", "radius_top1", "radius_top3"]
+    header = (out / "radii.tsv").read_text().splitlines()[0].split("\t")
+    assert header == ["idx", "label", "predict", "radius_top1", "radius_top3"]
     assert (out / "cohen_top-3.tsv").exists()
 
 
@@ -538,3 +535,13 @@ def test_write_report_adds_to_a_group(tmp_path):
             raise RuntimeError("a later step fails")
     assert [p.name for p in paths] == ["certified_accuracy.md", "certified_accuracy.tex"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_radii_header_names_the_curves_in_a_report(tmp_path, capsys):
+    path = write_radii(tmp_path / "r.tsv", [0, 1], {"top-1": [0.5, -1.0], "top-2": [0.7, 0.2]},
+                       header={"sigma": 0.5, "method": "ranked"})
+    assert read_radii(path)["top-2"].tolist() == [0.7, 0.2]
+    assert main(["report", str(path), "--out", str(tmp_path / "o"), "--grid", "0"]) == 0
+    names = [row[0] for row in _md_cells((tmp_path / "o" / "certified_accuracy.md").read_text())[4:]]
+    assert names == ["top-1 (ranked, sigma=0.5)", "top-2 (ranked, sigma=0.5)"]
+    capsys.readouterr()

@@ -3,8 +3,8 @@
 A count file holds one input per line: ``c`` whitespace-separated non-negative integer
 counts (how often the base classifier predicted each label under Gaussian noise), then the
 true label, an integer in ``0 .. c-1``. Blank lines and lines starting with ``#`` are
-ignored; the first ``# topk-bounds ...`` line before the first row is the file's header
-(:func:`format_header`). This is the format of the paper's released data and of
+ignored; the first ``# topk-bounds KIND vN ...`` line before the first row is the file's
+header (:func:`format_header`, :func:`is_header`). This is the format of the paper's released data and of
 ``topk-bounds sample``. Counts are ASCII decimal integers (an optional ``+`` allowed), every
 count and every row's total at most :data:`topk_bounds.limits.N_MAX`.
 
@@ -38,7 +38,7 @@ from ._atomic import AtomicGroup, atomic_write, check_output_path, deferred_sign
 from .limits import N_MAX
 
 __all__ = ["CountFile", "CountReader", "iter_counts", "read_counts", "save_counts",
-           "format_count_row", "format_header", "parse_header", "check_fixed_n",
+           "format_count_row", "format_header", "parse_header", "is_header", "check_fixed_n",
            "check_not_input", "atomic_write", "AtomicGroup", "check_output_path",
            "deferred_signals", "DEFAULT_CHUNK_BYTES"]
 
@@ -275,7 +275,7 @@ class CountReader:
             if end == len(head):  # the last line, and no data: an empty file
                 return head, len(head), line + (1 if text else 0)
             line += 1
-            if not self.meta and text.startswith(HEADER_PREFIX.encode()):
+            if not self.meta and is_header(text.decode("utf-8", "replace")):
                 try:
                     self.meta = parse_header(text.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError) as exc:
@@ -626,6 +626,21 @@ def format_header(kind: str, fields: Mapping[str, object], version: int = 1) -> 
             raise ValueError(f"header keys must be identifiers other than kind/version, got {key!r}")
         items.append(f"{key}={urllib.parse.quote(str(value), safe=_SAFE)}")
     return " ".join([HEADER_PREFIX + kind, f"v{int(version)}", *items])
+
+
+_HEADER_START = re.compile(r"# topk-bounds [A-Za-z_]\w* v[0-9]+( |$)")
+
+
+def is_header(line: str) -> bool:
+    """Whether a line has the form of a header, ``# topk-bounds KIND vN ...``.
+
+    Readers parse such a line with :func:`parse_header` (a malformed field is then an
+    error); any other ``#`` line, ``# topk-bounds demo: ...`` included, is a comment.
+
+    >>> is_header("# topk-bounds sample v1 n=100"), is_header("# topk-bounds demo: digits")
+    (True, False)
+    """
+    return _HEADER_START.match(line.rstrip("\r\n")) is not None
 
 
 def parse_header(line: str) -> dict[str, str]:

@@ -203,9 +203,8 @@ def run(args: argparse.Namespace) -> int:
                          max_radius=args.max_radius, plots=plots)
     if computed is not None:
         radii, labels, top1 = computed
-        files[out / "radii.tsv"] = _radii_text(
-            labels, radii, top1, header={"sigma": repr(args.sigma), "alpha": repr(args.alpha),
-                                         "method": args.method, "counts": args.counts})
+        # no header line: the file stays byte-identical to the demo's radii.tsv
+        files[out / "radii.tsv"] = _radii_text(labels, radii, top1)
     for path, curve in cohen.items():
         files[path] = _cohen_text(curve.labels, curve.radius, predict=curve.predict)
     inputs = [*args.tsv, args.counts]

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .._atomic import AtomicGroup
-from ..io import HEADER_PREFIX, format_header, parse_header
+from ..io import format_header, is_header, parse_header
 from .metrics import _as_radius
 from .table import CertifiedAccuracyTable, check_digits
 
@@ -97,7 +97,7 @@ def read_radii_file(path: str | os.PathLike) -> RadiiFile:
     if not body:
         raise ValueError(f"{name}: the file is empty (expected a header line)")
     for i in range(body[0]):
-        if lines[i].startswith(HEADER_PREFIX):
+        if is_header(lines[i]):
             try:
                 meta = parse_header(lines[i])
             except ValueError as exc:
