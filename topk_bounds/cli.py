@@ -118,10 +118,18 @@ def _format_rows(start: int, labels, radius, p_lower) -> str:
 def _spool() -> Iterator:
     """A temporary file for the table when it goes to stdout: nothing reaches stdout
     unless every row was certified (a bad row on line 40,000 leaves stdout empty)."""
+    import errno
     import tempfile
 
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as fh:
-        yield fh
+    try:
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as fh:
+            yield fh
+    except OSError as exc:  # a full temporary directory: say which
+        if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EFBIG,
+                                                  getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise OSError(exc.errno, exc.strerror,
+                          f"temporary file in {tempfile.gettempdir()}") from None
+        raise
 
 
 def run(args: argparse.Namespace) -> int:

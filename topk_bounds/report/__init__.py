@@ -32,7 +32,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "DEFAULT_GRID": "metrics",
+    "DEFAULT_GRID": "defaults",
     "certified_accuracy": "metrics",
     "average_certified_radius": "metrics",
     "CertifiedAccuracyTable": "table",
@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from .command import configure, run
     from .files import (RadiiFile, read_radii, read_radii_file, report_files, write_cohen,
                         write_radii, write_report)
-    from .metrics import DEFAULT_GRID, average_certified_radius, certified_accuracy
+    from .defaults import DEFAULT_GRID
+    from .metrics import average_certified_radius, certified_accuracy
     from .table import CertifiedAccuracyTable, certified_accuracy_table
 
 

@@ -1,7 +1,7 @@
 """The ``topk-bounds report`` subcommand: plots and tables from certify outputs.
 
-Importing this module is cheap (argparse only); numpy and the rest load in
-:func:`configure` and :func:`run`. Everything is read, certified, checked and rendered
+Importing this module and calling :func:`configure` is cheap (argparse only); numpy and
+the rest load in :func:`run`. Everything is read, certified, checked and rendered
 before the first file is written, and all files are then written together or not at all
 (:class:`topk_bounds.io.AtomicGroup`). Without matplotlib the tables are still written and
 one line on stderr says that plots need the ``plot`` extra.
@@ -40,7 +40,7 @@ def _names_removed(text: str) -> str:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` subcommand's arguments to ``parser``."""
-    from .metrics import DEFAULT_GRID
+    from .defaults import DEFAULT_GRID
 
     parser.description = (
         "Plot and tabulate certified accuracy. Give certify outputs (TSV files with a 'radius' "

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .defaults import DEFAULT_GRID
+
 __all__ = ["DEFAULT_GRID", "certified_accuracy", "average_certified_radius", "step_curve"]
-
-#: Radii at which the tables report certified accuracy unless told otherwise.
-DEFAULT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-
 
 def _as_radius(radius, name: str = "radius") -> np.ndarray:
     """A 1-d float64 copy of ``radius``, rejecting empty input and NaN."""
