@@ -7,6 +7,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 import topk_bounds
 from topk_bounds.cli import main
-from topk_bounds.io import format_count_row
+from topk_bounds.io import format_count_row, format_header
 from topk_bounds.report import (DEFAULT_GRID, average_certified_radius, certified_accuracy,
                                 certified_accuracy_table, read_radii, write_cohen, write_radii)
 
@@ -330,7 +331,7 @@ def test_report_cli_writes_plot_and_tables_from_certify_outputs(tmp_path, capsys
     b = _certify_tsv(tmp_path / "k3.tsv", [0.9, 0.4, 1.7, -2.0])
     out = tmp_path / "out"
     assert main(["report", a, b, "--out", str(out), "--grid", "0,0.5,1",
-                 "--names", "top-1", "top-3", "--cohen"]) == 0
+                 "--name", "top-1", "--name", "top-3", "--cohen"]) == 0
     for name in ("certified_accuracy.png", "certified_accuracy.pdf", "certified_accuracy.md",
                  "certified_accuracy.tex", "cohen_top-1.tsv", "cohen_top-3.tsv"):
         assert (out / name).stat().st_size > 0, name
@@ -368,7 +369,7 @@ def test_report_cli_certifies_a_count_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["report", "--out", "X"], "nothing to report"),
-    (["report", "A", "--out", "X", "--names", "a", "b"], "2 name(s) for 1 curve(s)"),
+    (["report", "A", "--out", "X", "--name", "a", "--name", "b"], "given 2 time(s) for 1 curve(s)"),
     (["report", "--counts", "C", "--out", "X"], "--counts needs --sigma and --alpha"),
     (["report", "missing.tsv", "--out", "X"], "missing.tsv"),
 ])
@@ -387,3 +388,160 @@ def test_report_cli_rejects_a_bad_grid(capsys):
         main(["report", "a.tsv", "--out", "o", "--grid", "0,-1"])
     assert info.value.code == 2
     assert "--grid must hold finite radii >= 0" in capsys.readouterr().err
+
+
+# -- hostile input (issue 12) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("idx\tradius\n0\t0.5\n1\tnan\n", r"line 3: radius 'nan' is not a number"),
+    ("idx\tradius\tradius_top2\n0\t0.5\t0.7\n", "has both a 'radius' column and 'radius_top2'"),
+    ("idx\tradius\tradius\n0\t0.5\t0.7\n", "line 1: the column 'radius' appears twice"),
+    ("idx\tlabel\tradius\n0\t1.5\t0.5\n", r"line 2: label '1.5' is not an integer"),
+    ("idx\tradius\n0\t0.5\n\n1\t\n", r"line 4: radius '' is not a number"),
+])
+def test_read_radii_refuses_ambiguous_or_nan_columns(tmp_path, text, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        read_radii(path)
+    assert "bad.tsv" in str(info.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x1f\x8b\x08\x00", "line 1: not a text file: it is gzip-compressed"),
+    ("idx\tradius\n0\t0.5\n".encode("utf-16"), "UTF-16"),
+    (b"idx\tradius\n0\t0.\xff\n", r"line 2: not a text file: byte 0xff"),
+])
+def test_read_radii_refuses_files_that_are_not_text(tmp_path, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_radii(path)
+
+
+def test_report_names_curves_from_the_certify_header(tmp_path, capsys):
+    counts = tmp_path / "counts.txt"
+    counts.write_text("9000 600 300 100 0\n4000 3900 2000 100 1\n10 9000 500 490 0\n")
+    tsvs = []
+    for k in (1, 3):
+        tsvs.append(str(tmp_path / f"k{k}.tsv"))
+        assert main(["certify", str(counts), "--k", str(k), "--sigma", "0.25", "--alpha",
+                     "0.001", "--out", tsvs[-1]]) == 0
+    assert main(["report", *tsvs, "--out", str(tmp_path / "o"), "--grid", "0"]) == 0
+    names = [row[0] for row in _md_cells((tmp_path / "o" / "certified_accuracy.md").read_text())[4:]]
+    assert names == ["top-1 (simuem, sigma=0.25)", "top-3 (simuem, sigma=0.25)"]
+    # the same file twice: the names are told apart by the file names
+    copy = tmp_path / "again.tsv"
+    copy.write_text(Path(tsvs[0]).read_text())
+    assert main(["report", tsvs[0], str(copy), "--out", str(tmp_path / "p"), "--grid", "0"]) == 0
+    names = [row[0] for row in _md_cells((tmp_path / "p" / "certified_accuracy.md").read_text())[4:]]
+    assert names == ["top-1 (simuem, sigma=0.25) [k1]", "top-1 (simuem, sigma=0.25) [again]"]
+    capsys.readouterr()
+
+
+def test_report_names_option_no_longer_swallows_the_files(tmp_path, capsys):
+    a = _certify_tsv(tmp_path / "a.tsv", [0.5, -1.0])
+    with pytest.raises(SystemExit) as info:
+        main(["report", "--names", "x", a, "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--names was replaced by --name" in err
+    assert main(["report", "--name", "x", a, "--out", str(tmp_path / "o")]) == 0
+    assert "| x " in (tmp_path / "o" / "certified_accuracy.md").read_text()
+
+
+def test_report_refuses_cohen_names_that_would_share_a_file(tmp_path, capsys):
+    a = _certify_tsv(tmp_path / "a.tsv", [0.5, -1.0])
+    b = _certify_tsv(tmp_path / "b.tsv", [0.7, 0.1])
+    out = tmp_path / "o"
+    code = main(["report", a, b, "--out", str(out), "--cohen", "--name", "ours k=1",
+                 "--name", "ours/k=1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "'ours k=1' and 'ours/k=1' would both be written to cohen_ours_k_1.tsv" in err
+    assert not out.exists()
+
+
+def test_report_rejects_bad_digits_before_writing_anything(tmp_path, capsys):
+    a = _certify_tsv(tmp_path / "a.tsv", [0.5, -1.0])
+    with pytest.raises(SystemExit):
+        main(["report", a, "--out", str(tmp_path / "o"), "--digits", "13"])
+    assert "--digits must be in 0..12, got '13'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert main(["report", a, "--out", str(tmp_path / "o"), "--digits", "0"]) == 0
+
+
+def test_report_refuses_to_overwrite_its_inputs(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    own = _certify_tsv(out / "certified_accuracy.md", [0.5, -1.0])
+    code = main(["report", own, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "is the input file" in err
+    assert (out / "certified_accuracy.md").read_text().startswith("idx\tlabel")
+    assert sorted(p.name for p in out.iterdir()) == ["certified_accuracy.md"]
+
+
+def test_report_refuses_adaptive_count_files(tmp_path, capsys):
+    path = tmp_path / "c.txt"
+    path.write_text(format_header("sample", {"mode": "adaptive"}) + "\n90 10 0\n")
+    code = main(["report", "--counts", str(path), "--sigma", "0.5", "--alpha", "0.001",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "sampled adaptively" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_out_must_be_a_directory(tmp_path, capsys):
+    a = _certify_tsv(tmp_path / "a.tsv", [0.5])
+    assert main(["report", a, "--out", a]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_report_without_matplotlib_writes_the_tables_and_says_so(tmp_path):
+    a = _certify_tsv(tmp_path / "a.tsv", [0.5, -1.0])
+    out = tmp_path / "o"
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from topk_bounds.cli import main\n"
+            f"sys.exit(main(['report', {a!r}, '--out', {str(out)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ("topk-bounds report: note: plots skipped, they need matplotlib "
+                           "(install topk-bounds[plot]); the tables were written\n")
+    assert sorted(p.name for p in out.iterdir()) == ["certified_accuracy.md",
+                                                     "certified_accuracy.tex"]
+
+
+def test_write_report_is_all_or_nothing(tmp_path, monkeypatch):
+    from topk_bounds.report import write_report
+    from topk_bounds.report import table as table_module
+
+    def broken_latex(self, digits=3):
+        raise RuntimeError("fails after the plots and the Markdown were rendered")
+
+    monkeypatch.setattr(table_module.CertifiedAccuracyTable, "to_latex", broken_latex)
+    with pytest.raises(RuntimeError):
+        write_report(_table(), tmp_path / "o", plots=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_write_report_adds_to_a_group(tmp_path):
+    from topk_bounds.io import AtomicGroup
+    from topk_bounds.report import write_report
+
+    with pytest.raises(RuntimeError):
+        with AtomicGroup() as group:
+            paths = write_report(_table(), tmp_path, plots=False, group=group)
+            write_radii(tmp_path / "r.tsv", [0, 1, 2], {"top-1": [0.3, -0.1, 0.8]}, group=group)
+            raise RuntimeError("a later step fails")
+    assert [p.name for p in paths] == ["certified_accuracy.md", "certified_accuracy.tex"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_radii_header_names_the_curves_in_a_report(tmp_path, capsys):
+    path = write_radii(tmp_path / "r.tsv", [0, 1], {"top-1": [0.5, -1.0], "top-2": [0.7, 0.2]},
+                       header={"sigma": 0.5, "method": "ranked"})
+    assert read_radii(path)["top-2"].tolist() == [0.7, 0.2]
+    assert main(["report", str(path), "--out", str(tmp_path / "o"), "--grid", "0"]) == 0
+    names = [row[0] for row in _md_cells((tmp_path / "o" / "certified_accuracy.md").read_text())[4:]]
+    assert names == ["top-1 (ranked, sigma=0.5)", "top-2 (ranked, sigma=0.5)"]
+    capsys.readouterr()
