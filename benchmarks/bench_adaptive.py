@@ -62,16 +62,26 @@ SETTINGS = [
     ("imagenet-like k=1 r=0.5", "imagenet", 0.5, 0.5, 1),
     ("imagenet-like k=5 r=0.5", "imagenet", 0.5, 0.5, 5),
 ]
+#: beyond the issue's cases (no target): other radii and k, to show where savings shrink
+EXTRA_SETTINGS = [
+    ("cifar10 k=1 r=0.125", "cifar", 0.25, 0.125, 1),
+    ("cifar10 k=1 r=0.75", "cifar", 0.25, 0.75, 1),
+    ("cifar10 k=2 r=0.5", "cifar", 0.25, 0.5, 2),
+    ("imagenet-like k=1 r=0.25", "imagenet", 0.5, 0.25, 1),
+    ("imagenet-like k=1 r=1.0", "imagenet", 0.5, 1.0, 1),
+    ("imagenet-like k=3 r=0.5", "imagenet", 0.5, 0.5, 3),
+]
 #: the issue's targets: saving at least (and aimed at), accuracy at most 1 point lower
-TARGETS = {"cifar": (20.0, 50.0), "imagenet": (12.0, 25.0)}
+TARGETS = {name: ((20.0, 50.0) if kind == "cifar" else (12.0, 25.0))
+           for name, kind, *_ in SETTINGS}
 MAX_ACCURACY_LOSS = 0.01
 
 DEFAULTS = dict(first_n=adaptive.FIRST_N, growth=adaptive.GROWTH,
                 final_share=adaptive.FINAL_SHARE, futility=adaptive.FUTILITY)
 #: one parameter at a time, the others at their defaults
-SENSITIVITY = [("first_n", 64), ("first_n", 256), ("growth", 1.3), ("growth", 2.0),
-               ("final_share", 0.25), ("final_share", 0.75), ("futility", 1e-2),
-               ("futility", 1e-4), ("futility", None)]
+SENSITIVITY = [("defaults", None), ("first_n", 256), ("first_n", 512), ("growth", 1.25), ("growth", 2.0),
+               ("final_share", 0.25), ("final_share", 0.75), ("futility", 0.01),
+               ("futility", 0.1), ("futility", 0.2), ("futility", None), ("method", "simuem")]
 
 
 # --------------------------------------------------------------------------------------
@@ -115,8 +125,7 @@ def run_setting(probs, labels, sigma, r, k, rng, params) -> dict:
     res = adaptive.certify_adaptive(multinomial_draw(probs, rng), labels, k=k, sigma=sigma,
                                     alpha=ALPHA, radius=r, max_n=MAX_N, **params)
     seconds = time.process_time() - start
-    return {"mean_n": float(res.n.mean()), "full_budget": float(np.mean(res.n == MAX_N)),
-            "accuracy": float(res.certified.mean()), "n": res.n,
+    return {"mean_n": float(res.n.mean()), "accuracy": float(res.certified.mean()), "n": res.n,
             "decisions": {d: int(np.sum(res.decision == d)) for d in
                           (adaptive.CERTIFIED, adaptive.FUTILE, adaptive.EXHAUSTED)},
             "cpu_seconds": seconds, "looks": int(res.schedule.size)}
@@ -128,68 +137,80 @@ def fixed_accuracy(probs, labels, sigma, r, k, rng) -> float:
                                  method="simuem").radius >= r))
 
 
-def bench(quick: bool, seed: int, replicates: int, n_imagenet: int, n_cifar: int | None,
-          sensitivity: bool) -> dict:
-    cases = []
-    for index, (name, kind, sigma, r, k) in enumerate(SETTINGS):
-        per_rep = []
-        for rep in range(replicates):
-            rng = np.random.default_rng([seed, index, rep])
-            if kind == "cifar":
-                probs, labels = cifar_probabilities(n_cifar)
-            else:
-                probs, labels = imagenet_probabilities(np.random.default_rng([seed, 1000, rep]),
-                                                       n_imagenet)
-            ada = run_setting(probs, labels, sigma, r, k, rng, DEFAULTS)
-            fixed = fixed_accuracy(probs, labels, sigma, r, k, rng)
-            per_rep.append({"adaptive": ada, "fixed_accuracy": fixed})
-        n_all = np.concatenate([p["adaptive"]["n"] for p in per_rep])
-        mean_n = float(n_all.mean())
-        acc = float(np.mean([p["adaptive"]["accuracy"] for p in per_rep]))
-        fixed = float(np.mean([p["fixed_accuracy"] for p in per_rep]))
-        need, aim = TARGETS[kind]
-        cases.append({
-            "name": name, "set": kind, "sigma": sigma, "r": r, "k": k,
-            "inputs": int(labels.size), "replicates": replicates,
-            "mean_n": mean_n, "saving": MAX_N / mean_n,
-            "median_n": float(np.median(n_all)),
-            "full_budget": float(np.mean(n_all == MAX_N)),
-            "adaptive_accuracy": acc, "fixed_accuracy": fixed, "accuracy_change": acc - fixed,
-            "saving_per_replicate": [MAX_N / p["adaptive"]["mean_n"] for p in per_rep],
-            "change_per_replicate": [p["adaptive"]["accuracy"] - p["fixed_accuracy"] for p in per_rep],
-            "decisions": {d: int(sum(p["adaptive"]["decisions"][d] for p in per_rep))
-                          for d in per_rep[0]["adaptive"]["decisions"]},
-            "looks": per_rep[0]["adaptive"]["looks"],
-            "cpu_seconds": float(sum(p["adaptive"]["cpu_seconds"] for p in per_rep)),
-            "target_saving": need, "aim_saving": aim,
-            "meets_target": bool(MAX_N / mean_n >= need and acc - fixed >= -MAX_ACCURACY_LOSS),
-            "_n": n_all, "_fixed0": per_rep[0]["fixed_accuracy"],
-        })
-        print(f"{name:26s} saving {MAX_N / mean_n:6.1f}x  accuracy {acc:.4f} vs fixed {fixed:.4f} "
-              f"({100 * (acc - fixed):+.2f} points)  full budget {cases[-1]['full_budget']:.3f}",
-              flush=True)
+def evaluate(index: int, setting, params: dict, replicates: int, seed: int,
+             n_cifar: int | None, n_imagenet: int) -> dict:
+    """The adaptive procedure with ``params`` and the fixed-n protocol, on ``replicates``
+    fresh seeds (replicate ``rep`` uses the same probabilities and draws for every
+    ``params``, so parameter changes are compared on the same random numbers)."""
+    name, kind, sigma, r, k = setting
+    per_rep = []
+    for rep in range(replicates):
+        rng = np.random.default_rng([seed, index, rep])
+        if kind == "cifar":
+            probs, labels = cifar_probabilities(n_cifar)
+        else:
+            probs, labels = imagenet_probabilities(np.random.default_rng([seed, 1000, rep]), n_imagenet)
+        fixed = fixed_accuracy(probs, labels, sigma, r, k, np.random.default_rng([seed, index, rep, 1]))
+        per_rep.append({"adaptive": run_setting(probs, labels, sigma, r, k, rng, params),
+                        "fixed_accuracy": fixed})
+    n_all = np.concatenate([p["adaptive"]["n"] for p in per_rep])
+    mean_n = float(n_all.mean())
+    acc = float(np.mean([p["adaptive"]["accuracy"] for p in per_rep]))
+    fixed = float(np.mean([p["fixed_accuracy"] for p in per_rep]))
+    need, aim = TARGETS.get(name, (None, None))
+    return {
+        "name": name, "set": kind, "sigma": sigma, "r": r, "k": k,
+        "inputs": int(labels.size), "replicates": replicates,
+        "mean_n": mean_n, "saving": MAX_N / mean_n, "median_n": float(np.median(n_all)),
+        "full_budget": float(np.mean(n_all == MAX_N)),
+        "adaptive_accuracy": acc, "fixed_accuracy": fixed, "accuracy_change": acc - fixed,
+        "saving_range": [min(MAX_N / p["adaptive"]["mean_n"] for p in per_rep),
+                         max(MAX_N / p["adaptive"]["mean_n"] for p in per_rep)],
+        "change_range": [min(p["adaptive"]["accuracy"] - p["fixed_accuracy"] for p in per_rep),
+                         max(p["adaptive"]["accuracy"] - p["fixed_accuracy"] for p in per_rep)],
+        "decisions": {d: int(sum(p["adaptive"]["decisions"][d] for p in per_rep))
+                      for d in per_rep[0]["adaptive"]["decisions"]},
+        "looks": per_rep[0]["adaptive"]["looks"],
+        "cpu_seconds": float(sum(p["adaptive"]["cpu_seconds"] for p in per_rep)),
+        "target_saving": need, "aim_saving": aim,
+        "meets_target": None if need is None else bool(MAX_N / mean_n >= need
+                                                       and acc - fixed >= -MAX_ACCURACY_LOSS),
+        "_n": n_all,
+    }
 
+
+def _line(case: dict) -> str:
+    return (f"{case['name']:26s} saving {case['saving']:6.1f}x  accuracy {case['adaptive_accuracy']:.4f} "
+            f"vs fixed {case['fixed_accuracy']:.4f} ({100 * case['accuracy_change']:+.2f} points)  "
+            f"full budget {case['full_budget']:.3f}")
+
+
+def bench(seed: int, replicates: int, n_imagenet: int, n_cifar: int | None,
+          sensitivity_replicates: int, extras: bool) -> dict:
+    data = dict(seed=seed, n_cifar=n_cifar, n_imagenet=n_imagenet)
+    cases = []
+    for index, setting in enumerate(SETTINGS):
+        cases.append(evaluate(index, setting, DEFAULTS, replicates, **data))
+        print(_line(cases[-1]), flush=True)
+    extra = []
+    if extras:
+        for index, setting in enumerate(EXTRA_SETTINGS, start=len(SETTINGS)):
+            extra.append(evaluate(index, setting, DEFAULTS, replicates, **data))
+            print("(extra) " + _line(extra[-1]), flush=True)
     sens = []
-    if sensitivity:
+    if sensitivity_replicates:
         for pname, value in SENSITIVITY:
-            params = dict(DEFAULTS, **{pname: value})
+            params = dict(DEFAULTS) if pname == "defaults" else dict(DEFAULTS, **{pname: value})
             row = {"parameter": pname, "value": value, "settings": []}
-            for index, (name, kind, sigma, r, k) in enumerate(SETTINGS):
-                rng = np.random.default_rng([seed, index, 0])
-                if kind == "cifar":
-                    probs, labels = cifar_probabilities(n_cifar)
-                else:
-                    probs, labels = imagenet_probabilities(np.random.default_rng([seed, 1000, 0]),
-                                                           n_imagenet)
-                ada = run_setting(probs, labels, sigma, r, k, rng, params)
-                base = cases[index]
-                row["settings"].append({"name": name, "saving": MAX_N / ada["mean_n"],
-                                        "accuracy_change": ada["accuracy"] - cases[index]["_fixed0"]})
+            for index, setting in enumerate(SETTINGS):
+                case = evaluate(index, setting, params, sensitivity_replicates, **data)
+                row["settings"].append({"name": case["name"], "saving": case["saving"],
+                                        "accuracy_change": case["accuracy_change"]})
             sens.append(row)
             print(f"{pname}={value!s:6s} " + "  ".join(
-                f"{s['saving']:5.1f}x {100 * s['accuracy_change']:+.1f}" for s in row["settings"]),
+                f"{s['saving']:5.1f}x {100 * s['accuracy_change']:+.2f}" for s in row["settings"]),
                 flush=True)
-    return {"cases": cases, "sensitivity": sens}
+    return {"cases": cases, "extra": extra, "sensitivity": sens}
 
 
 # --------------------------------------------------------------------------------------
@@ -201,15 +222,16 @@ def plot(cases: list[dict]):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    bins = np.logspace(np.log10(64), np.log10(MAX_N * 1.05), 40)
-    for case in cases:
-        ax1.hist(case["_n"], bins=bins, histtype="step", label=case["name"], linewidth=1.4)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for case in cases:  # n takes only the schedule's values: a histogram over the looks
+        values, counts = np.unique(case["_n"], return_counts=True)
+        ax1.plot(values, counts / case["_n"].size, marker="o", markersize=3, linewidth=1.2,
+                 label=f"{case['name']} (mean {case['mean_n']:,.0f})")
     ax1.set_xscale("log")
     ax1.set_yscale("log")
-    ax1.set_xlabel("samples drawn per input")
-    ax1.set_ylabel("inputs (all replicates)")
-    ax1.set_title("Samples used by certify_adaptive (max_n = 100,000)")
+    ax1.set_xlabel("samples drawn per input (the look at which it stopped)")
+    ax1.set_ylabel("share of inputs")
+    ax1.set_title(f"Samples used by certify_adaptive (max_n = {MAX_N:,})")
     ax1.legend(fontsize=7)
     x = np.arange(len(cases))
     ax2.bar(x - 0.2, [100 * c["fixed_accuracy"] for c in cases], 0.4,
@@ -228,33 +250,50 @@ def plot(cases: list[dict]):
     return fig
 
 
-def markdown(result: dict, info: dict, args) -> str:
+def _case_rows(cases: list[dict]) -> list[list[str]]:
     rows = []
-    for c in result["cases"]:
+    for c in cases:
+        if c["target_saving"] is None:
+            verdict = "(no target)"
+        else:
+            verdict = (f">= {c['target_saving']:.0f}x and >= -1 point: "
+                       + ("met" if c["meets_target"] else "NOT met"))
         rows.append([c["name"], str(c["inputs"]), str(c["replicates"]), f"{c['mean_n']:,.0f}",
                      f"{c['median_n']:,.0f}", f"{c['saving']:.1f}x",
+                     f"{c['saving_range'][0]:.0f}-{c['saving_range'][1]:.0f}x",
                      f"{100 * c['full_budget']:.1f}", f"{100 * c['fixed_accuracy']:.1f}",
                      f"{100 * c['adaptive_accuracy']:.1f}", f"{100 * c['accuracy_change']:+.2f}",
-                     f">= {c['target_saving']:.0f}x, >= -1.00: "
-                     + ("met" if c["meets_target"] else "NOT met")])
-    table = markdown_table(
-        ["setting", "inputs", "reps", "mean n", "median n", "saving", "full budget (%)",
-         "fixed-n acc. (%)", "adaptive acc. (%)", "change (points)", "target"],
-        rows, "lrrrrrrrrrl")
+                     verdict])
+    return rows
+
+
+HEADER = ["setting", "inputs", "reps", "mean n", "median n", "saving", "per rep",
+          "full budget (%)", "fixed-n acc. (%)", "adaptive acc. (%)", "change (points)", "target"]
+
+
+def markdown(result: dict, info: dict, args, config: dict) -> str:
     text = [f"# certify_adaptive against the fixed n = {MAX_N:,} protocol"
             + (" (quick run)" if args.quick else ""), "",
             f"Machine: {machine_line(info)} Seed {args.seed}.", "",
             "Adaptive defaults: " + ", ".join(f"{k} = {v}" for k, v in DEFAULTS.items())
-            + f", method = 'ranked', multiple_of = {adaptive.BLOCK}; alpha = {ALPHA}.", "",
-            table]
+            + f", method = 'ranked', multiple_of = {adaptive.BLOCK}; alpha = {ALPHA}, "
+            f"max_n = {MAX_N:,}. Fixed n: {MAX_N:,} fresh samples per input, SimuEM. "
+            "Saving = 100,000 / mean samples per input over all replicates; accuracies are "
+            "the mean over replicates of the share of inputs certified at r.", "",
+            markdown_table(HEADER, _case_rows(result["cases"]), "lrrrrrrrrrrl")]
+    if result["extra"]:
+        text += ["", "Beyond the issue's cases (defaults unchanged, no target):", "",
+                 markdown_table(HEADER, _case_rows(result["extra"]), "lrrrrrrrrrrl")]
     if result["sensitivity"]:
         header = ["change"] + [c["name"] for c in result["cases"]]
         srows = []
         for row in result["sensitivity"]:
-            srows.append([f"{row['parameter']} = {row['value']}"] + [
-                f"{s['saving']:.1f}x, {100 * s['accuracy_change']:+.1f}" for s in row["settings"]])
-        text += ["", "Sensitivity (one replicate; saving, and accuracy change in points against "
-                 "that replicate's fixed-n run; defaults as above except the one parameter):", "",
+            label = "defaults" if row["parameter"] == "defaults" else f"{row['parameter']} = {row['value']}"
+            srows.append([label] + [
+                f"{s['saving']:.1f}x, {100 * s['accuracy_change']:+.2f}" for s in row["settings"]])
+        text += ["", f"Sensitivity ({config['sensitivity_replicates']} replicates each; saving, and "
+                 "accuracy change in points against the fixed-n runs of the same replicates; "
+                 "defaults except the one parameter; the first row is the defaults on the same replicates):", "",
                  markdown_table(header, srows, "l" + "r" * len(result["cases"]))]
     return "\n".join(text) + "\n"
 
@@ -266,18 +305,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if args.quick:
-        config = dict(replicates=1, n_imagenet=40, n_cifar=100, sensitivity=False)
+        config = dict(replicates=1, n_imagenet=40, n_cifar=100, sensitivity_replicates=0,
+                      extras=False)
     else:
-        config = dict(replicates=3, n_imagenet=300, n_cifar=None, sensitivity=True)
+        config = dict(replicates=10, n_imagenet=300, n_cifar=None, sensitivity_replicates=3,
+                      extras=True)
     info = machine_info()
     start = time.time()
-    result = bench(args.quick, args.seed, **config)
+    result = bench(args.seed, **config)
     data = {"machine": info, "seed": args.seed, "alpha": ALPHA, "max_n": MAX_N,
             "defaults": DEFAULTS, "config": config, "wall_seconds": time.time() - start,
             "cases": [{k: v for k, v in c.items() if not k.startswith("_")} for c in result["cases"]],
+            "extra": [{k: v for k, v in c.items() if not k.startswith("_")} for c in result["extra"]],
             "sensitivity": result["sensitivity"]}
     fig = plot(result["cases"])
-    paths = write_results("adaptive", args.quick, args.out, data, markdown(result, info, args), fig)
+    paths = write_results("adaptive", args.quick, args.out, data,
+                          markdown(result, info, args, config), fig)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -222,8 +222,13 @@ def test_looks_that_cannot_certify_even_a_perfect_row_spend_no_alpha():
     assert res.levels.sum() <= 0.001
     best = np.zeros((res.schedule.size, 10), dtype=np.int64)
     best[:, 0] = res.schedule
-    fine = certify(best[zero], 0, k=1, sigma=0.25, alpha=0.001 / 2 / (res.schedule.size - 1))
+    fine = certify(best[zero], 0, k=1, sigma=0.25, alpha=0.001 / 2 / (res.schedule.size - 1),
+                   method="ranked")
     assert np.all(fine.radius < 0.75)  # not even at the smallest share of alpha
+    # nor the best-placed of them at the share it would get if it joined the others
+    j = int(np.flatnonzero(zero).max())
+    share = 0.0005 / (np.sum(~zero[:-1]) + 1)
+    assert certify(best[j:j + 1], 0, k=1, sigma=0.25, alpha=share, method="ranked").radius[0] < 0.75
     assert res.n[0] > res.schedule[int(np.flatnonzero(zero).max())]
 
 
@@ -389,3 +394,12 @@ def test_bad_draw_results_raise_value_errors_that_say_what_is_wrong(kind, messag
 def test_integer_valued_float_counts_are_accepted():
     res = certify_adaptive(lambda rows, m: _ok_draw(rows, m).astype(float), [0], **GOOD)
     assert res.certified.tolist() == [True] and res.counts.dtype == np.int64
+
+
+def test_the_whole_alpha_on_the_final_look_certifies_only_there():
+    res = certify_adaptive(multinomial_draw(PROBS, 17), np.zeros(24, dtype=np.int64), k=1,
+                           sigma=0.25, alpha=0.001, radius=0.25, max_n=5000, final_share=1.0)
+    assert res.levels[:-1].tolist() == [0.0] * (res.schedule.size - 1)
+    assert res.levels[-1] == 0.001
+    assert np.all(res.n[res.certified] == 5000) and res.certified.any()
+    assert np.all(np.isneginf(res.radius[res.decision == "futile"]))

@@ -181,6 +181,33 @@ def _can_certify(schedule: np.ndarray, n_classes: int, *, k, sigma, target, leve
     return certify(best, 0, k=k, sigma=sigma, alpha=level, method=method).radius >= target
 
 
+def _spend_on_useful_looks(levels, schedule, n_classes, *, alpha, final_share, k, sigma,
+                           target, method) -> np.ndarray:
+    """The levels of :func:`look_levels` with no alpha on looks that cannot certify.
+
+    First every earlier look is tested at the smallest share it could get (all earlier
+    looks useful); then the largest look still useless is tested at the share it would
+    get if it joined, and so on while that succeeds (the share only grows as looks drop
+    out, so a look found useful stays useful). Depends on the schedule, c, k, sigma, the
+    target and the method only: it is fixed before any count is looked at.
+    """
+    smallest = float(levels[0])
+    if schedule.size == 1 or smallest <= 0.0:
+        return levels
+    useful = _can_certify(schedule, n_classes, k=k, sigma=sigma, target=target,
+                          level=smallest, method=method)
+    useful[-1] = True
+    while not useful[:-1].all():
+        j = int(np.flatnonzero(~useful[:-1]).max())  # the best-placed useless look
+        share = float(look_levels(alpha, schedule.size, final_share=final_share,
+                                  useful=useful | (np.arange(schedule.size) == j))[j])
+        if not _can_certify(schedule[j:j + 1], n_classes, k=k, sigma=sigma, target=target,
+                            level=share, method=method)[0]:
+            break
+        useful[j] = True
+    return look_levels(alpha, schedule.size, final_share=final_share, useful=useful)
+
+
 # --------------------------------------------------------------------------------------
 # the result
 # --------------------------------------------------------------------------------------
@@ -364,7 +391,9 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     first_n, growth, multiple_of
         The schedule of looks, :func:`look_schedule` (default 128, 1.5, 128).
     final_share : float
-        Share of ``alpha`` spent on the final look, in (0, 1] (:func:`look_levels`).
+        Share of ``alpha`` spent on the final look, in (0, 1]; the rest is split equally
+        among the earlier looks that could certify anything at all (a look where even
+        a unanimous row falls short of ``radius`` gets level 0; :func:`look_levels`).
     futility : float or None
         Level of the optimistic bounds of the futility rule; ``None`` turns it off.
         At every look but the last, an uncertified input stops when even its
@@ -475,10 +504,9 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
             counts = np.zeros((n_inputs, n_classes), dtype=np.int64)
             # fixed before any count is looked at: depends on the schedule, c, k, sigma,
             # the target and the method only
-            smallest = float(look_levels(alpha, schedule.size, final_share=final_share)[0])
-            useful = _can_certify(schedule, n_classes, k=k, sigma=sigma, target=target,
-                                  level=smallest, method=method)
-            levels = look_levels(alpha, schedule.size, final_share=final_share, useful=useful)
+            levels = _spend_on_useful_looks(levels, schedule, n_classes, alpha=alpha,
+                                            final_share=final_share, k=k, sigma=sigma,
+                                            target=target, method=method)
         level = float(levels[j])
         counts[active] += new
         n_drawn[active] += n_j - previous
