@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from bench_certify import machine_info, machine_line, markdown_table, write_results  # noqa: E402
-from topk_bounds import certify  # noqa: E402
+from topk_bounds import certify, topk_radius  # noqa: E402
 from topk_bounds import adaptive  # noqa: E402
 
 ALPHA = 0.001
@@ -126,6 +126,7 @@ def run_setting(probs, labels, sigma, r, k, rng, params) -> dict:
                                     alpha=ALPHA, radius=r, max_n=MAX_N, **params)
     seconds = time.process_time() - start
     return {"mean_n": float(res.n.mean()), "accuracy": float(res.certified.mean()), "n": res.n,
+            "certified": res.certified,
             "decisions": {d: int(np.sum(res.decision == d)) for d in
                           (adaptive.CERTIFIED, adaptive.FUTILE, adaptive.EXHAUSTED)},
             "cpu_seconds": seconds, "looks": int(res.schedule.size)}
@@ -135,6 +136,26 @@ def fixed_accuracy(probs, labels, sigma, r, k, rng) -> float:
     counts = rng.multinomial(MAX_N, probs)
     return float(np.mean(certify(counts, labels, k=k, sigma=sigma, alpha=ALPHA,
                                  method="simuem").radius >= r))
+
+
+def true_radii(probs: np.ndarray, labels: np.ndarray, k: int, sigma: float) -> np.ndarray:
+    """Theorem 1's radius of the exact probabilities of every input."""
+    return np.array([topk_radius(p[l], np.delete(p, l), k, sigma) for p, l in zip(probs, labels)])
+
+
+#: buckets of (true radius - r) for the breakdown of where the samples go
+GAPS = [-np.inf, -0.1, -0.03, 0.0, 0.03, 0.1, np.inf]
+
+
+def breakdown(gap: np.ndarray, n: np.ndarray, certified: np.ndarray) -> list[dict]:
+    rows = []
+    for lo, hi in zip(GAPS[:-1], GAPS[1:]):
+        m = (gap >= lo) & ((gap < hi) | (hi == np.inf))
+        rows.append({"gap": [lo, hi], "share_of_inputs": float(m.mean()),
+                     "mean_n": float(n[m].mean()) if m.any() else None,
+                     "share_of_samples": float(n[m].sum() / n.sum()),
+                     "certified": float(certified[m].mean()) if m.any() else None})
+    return rows
 
 
 def evaluate(index: int, setting, params: dict, replicates: int, seed: int,
@@ -152,7 +173,7 @@ def evaluate(index: int, setting, params: dict, replicates: int, seed: int,
             probs, labels = imagenet_probabilities(np.random.default_rng([seed, 1000, rep]), n_imagenet)
         fixed = fixed_accuracy(probs, labels, sigma, r, k, np.random.default_rng([seed, index, rep, 1]))
         per_rep.append({"adaptive": run_setting(probs, labels, sigma, r, k, rng, params),
-                        "fixed_accuracy": fixed})
+                        "fixed_accuracy": fixed, "gap": true_radii(probs, labels, k, sigma) - r})
     n_all = np.concatenate([p["adaptive"]["n"] for p in per_rep])
     mean_n = float(n_all.mean())
     acc = float(np.mean([p["adaptive"]["accuracy"] for p in per_rep]))
@@ -175,6 +196,8 @@ def evaluate(index: int, setting, params: dict, replicates: int, seed: int,
         "target_saving": need, "aim_saving": aim,
         "meets_target": None if need is None else bool(MAX_N / mean_n >= need
                                                        and acc - fixed >= -MAX_ACCURACY_LOSS),
+        "breakdown": breakdown(np.concatenate([p["gap"] for p in per_rep]), n_all,
+                               np.concatenate([p["adaptive"]["certified"] for p in per_rep])),
         "_n": n_all,
     }
 
@@ -281,6 +304,16 @@ def markdown(result: dict, info: dict, args, config: dict) -> str:
             "Saving = 100,000 / mean samples per input over all replicates; accuracies are "
             "the mean over replicates of the share of inputs certified at r.", "",
             markdown_table(HEADER, _case_rows(result["cases"]), "lrrrrrrrrrrl")]
+    labels = [f"[{lo:+g}, {hi:+g}" + ("]" if hi == np.inf else ")") for lo, hi in zip(GAPS[:-1], GAPS[1:])]
+    brows = []
+    for c in result["cases"]:
+        brows.append([c["name"]] + [
+            "-" if b["mean_n"] is None else
+            f"{100 * b['share_of_inputs']:.1f} % / {b['mean_n']:,.0f} / {100 * b['share_of_samples']:.0f} %"
+            for b in c["breakdown"]])
+    text += ["", "Where the samples go, by the gap between the true radius (Theorem 1 of the exact "
+             "probabilities) and r: share of inputs / their mean n / their share of all samples:", "",
+             markdown_table(["setting"] + labels, brows, "l" + "r" * len(labels))]
     if result["extra"]:
         text += ["", "Beyond the issue's cases (defaults unchanged, no target):", "",
                  markdown_table(HEADER, _case_rows(result["extra"]), "lrrrrrrrrrrl")]

@@ -348,6 +348,8 @@ def _bad_draw(kind):
         out = _ok_draw(rows, m)
         if kind == "rows":
             return out[:-1]
+        if kind == "ragged":
+            return [[m, 0, 0], [m, 0]]
         if kind == "flat":
             return out[:, 0]
         if kind == "one label":
@@ -374,6 +376,7 @@ def _bad_draw(kind):
     ("kind", "message"),
     [
         ("rows", "draw(rows, m) must return counts of shape (2, c) with c >= 2 for 2 rows, got shape (1, 3)"),
+        ("ragged", "draw(rows, m) must return a rectangular integer array of shape (2, c)"),
         ("flat", "draw(rows, m) must return counts of shape (2, c) with c >= 2 for 2 rows, got shape (2,)"),
         ("one label", "got shape (2, 1)"),
         ("c changes", "draw(rows, m) must return counts of shape (2, 3) for 2 rows, got shape (2, 4)"),
@@ -403,3 +406,15 @@ def test_the_whole_alpha_on_the_final_look_certifies_only_there():
     assert res.levels[-1] == 0.001
     assert np.all(res.n[res.certified] == 5000) and res.certified.any()
     assert np.all(np.isneginf(res.radius[res.decision == "futile"]))
+
+
+def test_importing_and_running_adaptive_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from topk_bounds.adaptive import certify_adaptive\n"
+            "certify_adaptive(lambda rows, m: np.array([[m, 0]] * len(rows)), [0], k=1,"
+            " sigma=0.25, alpha=0.01, radius=0.1, max_n=1000)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

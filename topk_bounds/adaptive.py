@@ -272,7 +272,11 @@ class AdaptiveResult:
 # draw: call it and check what comes back
 # --------------------------------------------------------------------------------------
 def _checked_draw(draw, rows: np.ndarray, m: int, n_classes: int | None) -> np.ndarray:
-    out = np.asarray(draw(rows.copy(), m))
+    try:
+        out = np.asarray(draw(rows.copy(), m))
+    except ValueError:  # a ragged list of rows
+        raise ValueError(f"draw(rows, m) must return a rectangular integer array of shape "
+                         f"({rows.size}, c)") from None
     expect = f"({rows.size}, {n_classes})" if n_classes is not None else f"({rows.size}, c) with c >= 2"
     if out.ndim != 2 or out.shape[0] != rows.size or (
             out.shape[1] != n_classes if n_classes is not None else out.shape[1] < 2):
@@ -423,7 +427,9 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     Notes
     -----
     *Why the guarantee holds.* The looks n_1 < ... < n_L = max_n and their levels
-    alpha_1 + ... + alpha_L <= alpha are fixed before any sample is drawn. Picture the
+    alpha_1 + ... + alpha_L <= alpha are fixed before any count is seen (the levels
+    depend on the schedule, on c, k, sigma, ``radius`` and ``method``, never on the
+    counts: a look where even a unanimous row cannot reach ``radius`` gets 0). Picture the
     infinite sequence of one input's fresh predictions; the counts at look j are those
     of its first n_j predictions, an ordinary sample of fixed size n_j, whether or not
     the procedure gets there. Let F_j be the event that the bounds computed from them at
