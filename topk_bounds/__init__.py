@@ -34,6 +34,8 @@ _EXPORTS = {
     "clopper_pearson_lower": "bounds",
     "clopper_pearson_upper": "bounds",
     "clopper_pearson_lower_complement": "bounds",
+    "certify_adaptive": "adaptive",
+    "AdaptiveResult": "adaptive",
     "read_counts": "io",
     "CountFile": "io",
     "worst_case_classifier": "tightness",
@@ -43,6 +45,7 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
+    from .adaptive import AdaptiveResult, certify_adaptive
     from .bounds import clopper_pearson_lower, clopper_pearson_lower_complement, clopper_pearson_upper
     from .certify import CertifyResult, PredictResult, certify, predict
     from .io import CountFile, read_counts
