@@ -14,6 +14,7 @@ from scipy import stats
 
 from topk_bounds import certify, predict, topk_radius
 from topk_bounds.certify import certify_exact
+from topk_bounds.limits import N_MAX
 
 REL_TOL = 1e-10
 
@@ -120,7 +121,7 @@ def test_binocp_bounds_every_other_label_by_one_minus_p_lower():
     ("call", "message"),
     [
         (lambda: certify([[1, 2], [3]], 0, k=1, sigma=1, alpha=0.1), "counts"),
-        (lambda: certify([[1.5, 2]], 0, k=1, sigma=1, alpha=0.1), "counts must be an integer array"),
+        (lambda: certify([[1.5, 2]], 0, k=1, sigma=1, alpha=0.1), r"counts\[0, 0\] = 1.5 is not an integer"),
         (lambda: certify([[1, -2, 3]], 0, k=1, sigma=1, alpha=0.1), r"counts must be non-negative, got counts\[0, 1\] = -2"),
         (lambda: certify([[0, 0, 0]], 0, k=1, sigma=1, alpha=0.1), "row 0 sums to 0"),
         (lambda: certify([[1, 2, 3]], 3, k=1, sigma=1, alpha=0.1), r"labels must lie in 0..2, got labels\[0\] = 3"),
@@ -135,6 +136,68 @@ def test_binocp_bounds_every_other_label_by_one_minus_p_lower():
 def test_invalid_arguments_raise_value_errors_that_name_them(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --------------------------------------------------------------------------------------
+# hostile input: overflow, non-finite and non-integral counts (issue 12)
+# --------------------------------------------------------------------------------------
+_KW = dict(k=1, sigma=0.5, alpha=0.001)
+
+
+@pytest.mark.parametrize(
+    ("counts", "where", "value"),
+    [
+        # the int64 row sum wraps to a small positive n: label 0 was certified (0.588)
+        ([[100, 2**63 - 1, 2**63 - 1, 4]], r"counts\[0, 1\]", "9223372036854775807"),
+        # the row sum wraps to exactly 7: a radius of 4.29 was returned
+        (np.array([[2**62] * 3 + [2**62 + 7, 2**62]]), r"counts\[0, 0\]", "4611686018427387904"),
+        # uint64 counts >= 2**63 were cast to a negative number first
+        (np.array([[5, 2**63]], dtype=np.uint64), r"counts\[0, 1\]", "9223372036854775808"),
+        (np.array([[5, 2**64 - 1]], dtype=np.uint64), r"counts\[0, 1\]", "18446744073709551615"),
+        # Python ints beyond uint64 make an object array; floats beyond int64 a float one
+        ([[5, 1], [2**64, 1]], r"counts\[1, 0\]", "18446744073709551616"),
+        ([[5, 2**63]], r"counts\[0, 1\]", r"9.223372036854776e\+18"),
+        ([3, 10**12 + 1], r"counts\[1\]", "1000000000001"),
+    ],
+)
+def test_counts_beyond_n_max_are_rejected_with_their_position_before_any_wrap(counts, where, value):
+    with pytest.raises(ValueError, match=rf"{where} = {value} exceeds limits.N_MAX"):
+        certify(counts, 0, **_KW)
+    with pytest.raises(ValueError, match=rf"{where} = {value} exceeds limits.N_MAX"):
+        predict(counts, k=1, alpha=0.001)
+
+
+def test_row_totals_beyond_n_max_are_rejected_though_every_count_is_below_it():
+    counts = [[10, 10, 10], [N_MAX // 2, N_MAX // 2, 1]]
+    with pytest.raises(ValueError, match=r"row 1 of counts sums to n = 1,000,000,000,001, above limits.N_MAX"):
+        certify(counts, 0, **_KW)
+    # n = N_MAX itself is supported
+    assert certify([[N_MAX - 10, 10]], 0, **_KW).radius[0] > 0
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_counts_are_rejected_naming_the_row(bad):
+    counts = np.array([[90.0, 5.0, 5.0], [1.0, bad, 2.0]])
+    with pytest.raises(ValueError, match=rf"counts must be finite, got counts\[1, 1\] = {bad!r} \(row 1\)"):
+        certify(counts, 0, **_KW)
+    with pytest.raises(ValueError, match=r"\(row 1\)"):
+        predict(counts, k=1, alpha=0.01)
+    objects = np.array([[90, 5, 5], [1, bad, 2]], dtype=object)
+    with pytest.raises(ValueError, match=r"counts must be finite, got counts\[1, 1\]"):
+        certify(objects, 0, **_KW)
+
+
+def test_non_integral_counts_are_named_and_integral_floats_are_accepted():
+    with pytest.raises(ValueError, match=r"counts\[1, 2\] = 5.5 is not an integer"):
+        certify([[1.0, 2.0, 3.0], [1.0, 2.0, 5.5]], 0, **_KW)
+    with pytest.raises(ValueError, match=r"counts must hold integers, got counts\[0, 1\] = '7'"):
+        certify(np.array([[1, "7"]], dtype=object), 0, **_KW)
+    with pytest.raises(ValueError, match="got dtype bool"):
+        certify([[True, False]], 0, **_KW)
+    ints = certify([[9000, 600, 400]], 0, **_KW)
+    floats = certify([[9000.0, 600.0, 400.0]], 0, **_KW)
+    objects = certify(np.array([[9000, 600.0, 400]], dtype=object), 0, **_KW)
+    assert ints.radius[0] == floats.radius[0] == objects.radius[0]
 
 
 # --------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ Everything is vectorized over inputs: no Python loop runs per example.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +17,7 @@ from scipy import stats
 
 from . import _float as fl
 from .bounds import _lower_float, _upper_float
+from .limits import N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
 __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResult"]
@@ -22,29 +25,111 @@ __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResul
 METHODS = ("simuem", "binocp", "ranked")
 
 
-def _check_counts(counts) -> np.ndarray:
+def _where(shape, flat_index: int) -> str:
+    """``counts[i, j]`` (or ``counts[j]`` for 1-D input) for a flat index into ``shape``."""
+    return "counts[" + ", ".join(str(int(i)) for i in np.unravel_index(flat_index, shape)) + "]"
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask.ravel())[0])
+
+
+def _object_counts(arr: np.ndarray) -> np.ndarray:
+    """An object array (Python ints too large for int64, mixed types) checked element by
+    element and converted to int64; every value is compared before any is converted."""
+    out = np.empty(arr.shape, dtype=np.int64)
+    flat = out.reshape(-1)
+    for idx, value in enumerate(arr.reshape(-1)):
+        where = _where(arr.shape, idx)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise ValueError(f"counts must hold integers, got {where} = {value!r}")
+        if not isinstance(value, numbers.Integral):
+            f = float(value)
+            if not math.isfinite(f):
+                raise ValueError(f"counts must be finite, got {where} = {f!r} (row {_row(arr, idx)})")
+            if f != math.floor(f):
+                raise ValueError(f"{where} = {f!r} is not an integer (counts must hold integers)")
+            value = int(f)
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"counts must be non-negative, got {where} = {value}")
+        if value > N_MAX:
+            raise ValueError(_too_large(where, value))
+        flat[idx] = value
+    return out
+
+
+def _row(arr: np.ndarray, flat_index: int) -> int:
+    return int(np.unravel_index(flat_index, arr.shape)[0]) if arr.ndim == 2 else 0
+
+
+def _too_large(where: str, value) -> str:
+    return (f"{where} = {value} exceeds limits.N_MAX = {N_MAX:,}, the largest number of "
+            "samples supported (the bounds are validated up to it)")
+
+
+def _check_counts(counts) -> tuple[np.ndarray, np.ndarray]:
+    """Validated counts as an (N, c) int64 array, and their row totals n (int64).
+
+    Every count and every row total is compared with ``limits.N_MAX`` before any
+    arithmetic that could wrap (int64 sums, uint64 casts, float conversions).
+    """
     try:
         arr = np.asarray(counts)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError("counts must be a rectangular integer array (every row the same length)") from None
-    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"counts must be an integer array, got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
         raise ValueError(f"counts must have shape (c,) or (N, c), got shape {arr.shape}")
-    arr = np.atleast_2d(arr).astype(np.int64, copy=False)
-    if arr.shape[1] < 2:
+    kind = arr.dtype.kind
+    if kind == "O":
+        checked = _object_counts(arr)
+    elif kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = _first(bad)
+            raise ValueError(f"counts must be finite, got {_where(arr.shape, i)} = "
+                             f"{float(arr.flat[i])!r} (row {_row(arr, i)})")
+        bad = arr != np.floor(arr)
+        if bad.any():
+            i = _first(bad)
+            raise ValueError(f"{_where(arr.shape, i)} = {float(arr.flat[i])!r} is not an integer "
+                             "(counts must hold integers)")
+        checked = arr
+    elif kind in "iu":
+        checked = arr
+    else:
+        raise ValueError(f"counts must hold integers, got dtype {arr.dtype}")
+    if kind != "u":
+        bad = checked < 0
+        if bad.any():
+            i = _first(bad)
+            value = checked.flat[i]
+            value = int(value) if kind != "f" else float(value)
+            raise ValueError(f"counts must be non-negative, got {_where(arr.shape, i)} = {value!r}")
+    bad = checked > N_MAX
+    if bad.any():
+        i = _first(bad)
+        value = checked.flat[i]
+        raise ValueError(_too_large(_where(arr.shape, i), int(value) if kind != "f" else float(value)))
+    checked = np.atleast_2d(checked).astype(np.int64, copy=False)
+    if checked.shape[1] < 2:
         raise ValueError(f"counts must hold at least 2 labels per row, got shape {arr.shape}")
-    if arr.shape[0] == 0:
+    if checked.shape[0] == 0:
         raise ValueError("counts must hold at least one row, got shape (0, c)")
-    if np.any(arr < 0):
-        i, j = np.argwhere(arr < 0)[0]
-        raise ValueError(f"counts must be non-negative, got counts[{i}, {j}] = {arr[i, j]}")
-    n = arr.sum(axis=1)
+    if checked.shape[1] * N_MAX >= 2**63:  # only then could an int64 row sum wrap
+        rough = checked.sum(axis=1, dtype=np.float64)
+        if np.any(rough > 2.0 * N_MAX):
+            i = int(np.flatnonzero(rough > 2.0 * N_MAX)[0])
+            raise ValueError(f"row {i} of counts sums to n = {rough[i]:.6g}, above limits.N_MAX = "
+                             f"{N_MAX:,}, the largest number of samples supported")
+    n = checked.sum(axis=1)
+    if np.any(n > N_MAX):
+        i = int(np.flatnonzero(n > N_MAX)[0])
+        raise ValueError(f"row {i} of counts sums to n = {int(n[i]):,}, above limits.N_MAX = "
+                         f"{N_MAX:,}, the largest number of samples supported")
     if np.any(n == 0):
         raise ValueError(f"every row of counts needs n > 0 samples, row {int(np.argmin(n))} sums to 0")
-    return arr
+    return checked, n
 
 
 def _check_labels(labels, n_rows: int, n_classes: int) -> np.ndarray:
@@ -231,7 +316,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     >>> certify(counts, [0, 1], k=1, sigma=0.5, alpha=0.001).certified.tolist()
     [True, False]
     """
-    counts = _check_counts(counts)
+    counts, n = _check_counts(counts)
     labels = _check_labels(labels, counts.shape[0], counts.shape[1])
     k = _check_k(k)
     sigma = _check_sigma(sigma)
@@ -240,7 +325,6 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
 
     n_rows, n_classes = counts.shape
     rows = np.arange(n_rows)
-    n = counts.sum(axis=1)
     # the level of each bound, rounded down so it never exceeds alpha / (bounds covered)
     beta = float(fl.down(alpha / _bounds_covered(method, k, n_classes)))
     n_l = counts[rows, labels]
@@ -291,7 +375,7 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     from .bounds import clopper_pearson_lower_complement, clopper_pearson_upper
     from .radius import mp_radius
 
-    counts = _check_counts(counts)
+    counts, _ = _check_counts(counts)
     if counts.shape[0] != 1:
         raise ValueError(f"counts must be a single row of shape (c,), got shape {counts.shape}")
     counts = counts[0]
@@ -398,7 +482,7 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     >>> res.labels.tolist(), res.abstained.tolist()
     ([[0, 1], [0, 1]], [False, True])
     """
-    counts = _check_counts(counts)
+    counts, _ = _check_counts(counts)
     k = _check_k(k)
     alpha = _check_alpha(alpha)
     n_classes = counts.shape[1]
