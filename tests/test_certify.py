@@ -14,7 +14,7 @@ from scipy import stats
 
 from topk_bounds import certify, predict, topk_radius
 from topk_bounds.certify import certify_exact
-from topk_bounds.limits import N_MAX
+from topk_bounds.limits import LEVEL_MIN, N_MAX
 
 REL_TOL = 1e-10
 
@@ -139,7 +139,7 @@ def test_invalid_arguments_raise_value_errors_that_name_them(call, message):
 
 
 # --------------------------------------------------------------------------------------
-# hostile input: overflow, non-finite and non-integral counts (issue 12)
+# hostile input: overflow, non-finite counts, levels below the floor (issue 12)
 # --------------------------------------------------------------------------------------
 _KW = dict(k=1, sigma=0.5, alpha=0.001)
 
@@ -198,6 +198,31 @@ def test_non_integral_counts_are_named_and_integral_floats_are_accepted():
     floats = certify([[9000.0, 600.0, 400.0]], 0, **_KW)
     objects = certify(np.array([[9000, 600.0, 400]], dtype=object), 0, **_KW)
     assert ints.radius[0] == floats.radius[0] == objects.radius[0]
+
+
+@pytest.mark.parametrize(
+    ("alpha", "c", "method", "share"),
+    [
+        (1e-320, 10_000, "simuem", "c = 10000"),  # the level went negative: NaN
+        (5e-324, 3, "simuem", "c = 3"),  # took 39 s for one row
+        (3e-300, 10, "ranked", r"min\(c, k \+ 1\) = 4"),
+        (5e-324, 3, "binocp", "1 bounds"),
+    ],
+)
+def test_levels_below_level_min_are_rejected_naming_alpha_the_split_and_the_floor(alpha, c, method, share):
+    counts = [900] + [10] * (c - 1)
+    message = rf"alpha \({alpha!r}\) split among {share}.* below limits.LEVEL_MIN = {LEVEL_MIN:g}"
+    with pytest.raises(ValueError, match=message):
+        certify(counts, 0, k=3, sigma=0.5, alpha=alpha, method=method)
+    with pytest.raises(ValueError, match=message):
+        certify_exact(counts, 0, k=3, sigma=0.5, alpha=alpha, method=method, dps=20)
+
+
+def test_the_smallest_accepted_level_gives_a_finite_sound_radius():
+    alpha = 4 * LEVEL_MIN  # c = 3: a level of 1.33 LEVEL_MIN
+    got = certify([9000, 600, 400], 0, k=1, sigma=0.5, alpha=alpha).radius[0]
+    exact = certify_exact([9000, 600, 400], 0, k=1, sigma=0.5, alpha=alpha, dps=30)
+    assert math.isfinite(got) and mpmath.mpf(got) <= exact
 
 
 # --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from scipy import stats
 
 from . import _float as fl
 from .bounds import _lower_float, _upper_float
-from .limits import N_MAX
+from .limits import LEVEL_MIN, N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
 __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResult"]
@@ -244,6 +244,24 @@ def _bounds_covered(method: str, k: int, n_classes: int) -> int:
     return 1
 
 
+def _check_level(alpha: float, method: str, k: int, n_classes: int) -> tuple[float, int]:
+    """The level of each bound, alpha / (bounds covered), rounded down; and that number.
+
+    Rejects levels below ``limits.LEVEL_MIN``, where the float bounds stop being safe.
+    """
+    covered = _bounds_covered(method, k, n_classes)
+    level = alpha / covered
+    if not level >= LEVEL_MIN:
+        share = {"simuem": f"c = {covered}", "ranked": f"min(c, k + 1) = {covered}",
+                 "binocp": "1"}[method]
+        raise ValueError(
+            f"alpha ({alpha!r}) split among {share} bounds gives a level of {level:.3g} per "
+            f"bound, below limits.LEVEL_MIN = {LEVEL_MIN:g}, the smallest supported; "
+            f"alpha must be >= {covered * LEVEL_MIN:.3g} here"
+        )
+    return float(fl.down(level)), covered
+
+
 def _top_other_counts(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """The k largest counts of each row, leaving out (one occurrence of) the label's count.
 
@@ -326,7 +344,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     n_rows, n_classes = counts.shape
     rows = np.arange(n_rows)
     # the level of each bound, rounded down so it never exceeds alpha / (bounds covered)
-    beta = float(fl.down(alpha / _bounds_covered(method, k, n_classes)))
+    beta, _ = _check_level(alpha, method, k, n_classes)
     n_l = counts[rows, labels]
     q_a = _upper_float(n - n_l, n, beta)  # 1 - lower(n_l) = upper(n - n_l): rounded up
     a = _lower_float(n_l, n, beta, complement=q_a)  # rounded down
@@ -383,8 +401,9 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     k, sigma, alpha = _check_k(k), _check_sigma(sigma), _check_alpha(alpha)
     method = _check_method(method)
     n, c = int(counts.sum()), counts.size
+    _, covered = _check_level(alpha, method, k, c)
     with mpmath.workdps(dps + 10):
-        beta = mpmath.mpf(alpha) / _bounds_covered(method, k, c)
+        beta = mpmath.mpf(alpha) / covered
         qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
         a = 1 - qa
         others = sorted((int(x) for j, x in enumerate(counts) if j != label), reverse=True)
