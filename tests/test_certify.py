@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from topk_bounds import certify, predict, topk_radius
-from topk_bounds.certify import certify_exact
+from topk_bounds.certify import _boundary_test, certify_exact
 from topk_bounds.limits import LEVEL_MIN, N_MAX
 
 REL_TOL = 1e-10
@@ -254,24 +254,67 @@ def test_radius_exceeds_the_true_radius_in_at_most_alpha_of_trials(method, probs
     assert res.certified.any()  # the check has power: some radii are positive
 
 
-@pytest.mark.parametrize(
-    ("probs", "k"),
-    [
-        (np.array([0.4, 0.36, 0.24]), 1),
-        (np.array([0.3, 0.28, 0.26, 0.16]), 2),
-        (np.array([0.22, 0.21, 0.2, 0.19, 0.18]), 3),
-    ],
-)
-def test_predict_is_wrong_in_at_most_alpha_of_trials(probs, k):
-    alpha, trials = 0.1, 4000
-    true_top = set(np.argsort(-probs)[:k].tolist())
-    rng = np.random.default_rng(99 + k)
-    counts = rng.multinomial(2000, probs, size=trials)
+def _is_a_top_k_set(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per row: min_{i in S} p_i >= max_{j not in S} p_j (ties at the boundary allowed)."""
+    inside = probs[labels].min(axis=1)
+    outside = np.ones((labels.shape[0], probs.size), dtype=bool)
+    np.put_along_axis(outside, labels, False, axis=1)
+    return inside >= np.where(outside, probs[None, :], -1.0).max(axis=1)
+
+
+def _predict_trials(probs, k, seed, trials=4000, n=2000):
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, probs / probs.sum(), size=trials)
+
+
+_PREDICT_CASES = [
+    # (probabilities, k, alpha): exact ties, near ties, several k and c
+    (np.array([0.5, 0.5]), 1, 0.05),  # an exact tie: both answers are top-1 sets
+    (np.array([0.3, 0.3, 0.2, 0.2]), 1, 0.1),  # a tie on top, a clear boundary for k = 2
+    (np.array([0.3, 0.3, 0.2, 0.2]), 2, 0.1),
+    (np.array([0.25, 0.25, 0.25, 0.25]), 2, 0.2),  # every pair is a top-2 set
+    (np.array([0.21, 0.2, 0.2, 0.2, 0.19]), 2, 0.1),  # ties at the boundary
+    (np.array([0.2, 0.2, 0.2, 0.2, 0.199]), 4, 0.2),  # a near tie at the boundary
+    (np.array([1 / 3 + 1e-3, 1 / 3, 1 / 3 - 1e-3]), 2, 0.2),
+    (np.array([0.5, 0.499]), 1, 0.2),
+    (np.array([0.4, 0.36, 0.24]), 1, 0.1),
+    (np.array([0.3, 0.28, 0.26, 0.16]), 2, 0.1),
+    (np.array([0.22, 0.21, 0.2, 0.19, 0.18]), 3, 0.1),
+    (np.array([0.15, 0.15, 0.12, 0.12, 0.1, 0.1, 0.08, 0.06, 0.06, 0.06]), 4, 0.2),
+    (np.array([0.15, 0.15, 0.12, 0.12, 0.1, 0.1, 0.08, 0.06, 0.06, 0.06]), 5, 0.2),  # a boundary tie
+]
+
+
+@pytest.mark.parametrize(("probs", "k", "alpha"), _PREDICT_CASES)
+def test_predict_returns_a_non_top_k_set_in_at_most_alpha_of_trials(probs, k, alpha):
+    probs = probs / probs.sum()
+    counts = _predict_trials(probs, k, seed=99 + k + probs.size)
     res = predict(counts, k=k, alpha=alpha)
     answered = ~res.abstained
-    wrong = sum(set(row.tolist()) != true_top for row in res.labels[answered])
-    assert _not_significantly_above(wrong, trials, alpha), (wrong, trials)
+    wrong = int((~_is_a_top_k_set(res.labels[answered], probs)).sum())
+    assert _not_significantly_above(wrong, counts.shape[0], alpha), (wrong, counts.shape[0])
     assert answered.sum() > 0  # the procedure does answer
+
+
+def test_predict_monte_carlo_check_fails_for_the_strict_definition_at_a_tie():
+    """Control: counting every answer as wrong at an exact tie (the old documented
+    definition) exceeds alpha (about 9.6% at alpha = 0.05), and the check says so."""
+    probs, k, alpha = np.array([0.5, 0.5]), 1, 0.05
+    counts = _predict_trials(probs, k, seed=100)
+    answered = int((~predict(counts, k=k, alpha=alpha).abstained).sum())
+    assert not _not_significantly_above(answered, counts.shape[0], alpha), answered
+
+
+def test_predict_monte_carlo_check_fails_for_the_unadjusted_level():
+    """Control: comparing the boundary pair with alpha itself, without the k (c - k) of
+    the union bound, is wrong more often than alpha here, and the check says so."""
+    probs, k, level = np.array([0.2, 0.2, 0.2, 0.2, 0.199]), 4, 0.4
+    probs = probs / probs.sum()
+    counts = _predict_trials(probs, k, seed=101)
+    top, _, upper = _boundary_test(counts, k)
+    answered = upper <= level
+    wrong = int((~_is_a_top_k_set(top[answered], probs)).sum())
+    assert not _not_significantly_above(wrong, counts.shape[0], level), wrong
 
 
 def test_predict_abstains_on_a_tie_and_answers_a_clear_case():

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from . import _float as fl
+from ._cp_float import boost_rtol_g
 from .bounds import _lower_float, _upper_float
 from .limits import LEVEL_MIN, N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
@@ -429,9 +431,15 @@ class PredictResult:
     abstained : ndarray of bool, shape (N,)
         True where the k-th and (k+1)-th counts could not be told apart.
     pvalue : ndarray of float, shape (N,)
-        One-sided binomial p-value of the k-th count against the (k+1)-th.
+        One-sided binomial p-value of the k-th count against the (k+1)-th,
+        P(Bin(n_(k) + n_(k+1), 1/2) >= n_(k)); 1 where both counts are 0.
     level : float
-        The level each p-value was compared with.
+        The level each p-value is compared with: alpha / (k (c - k)), rounded down. A row
+        answers only where its p-value, enlarged by its rounding error bound, is at most
+        ``level``; the k (c - k) in the denominator is the union bound of the guarantee
+        (see :func:`predict`).
+    k, alpha
+        The arguments of :func:`predict`.
     """
 
     labels: np.ndarray
@@ -448,8 +456,43 @@ class PredictResult:
 
 
 def predict_level(alpha: float, k: int, n_classes: int) -> float:
-    """The one-sided level that makes :func:`predict` wrong with probability <= alpha."""
-    return alpha / (k * (n_classes - k))
+    """The one-sided level that makes :func:`predict` wrong with probability <= alpha.
+
+    alpha / (k (c - k)), rounded down (the largest float not above it); rejected below
+    ``limits.LEVEL_MIN``.
+    """
+    pairs = k * (n_classes - k)
+    level = alpha / pairs
+    if not level >= LEVEL_MIN:
+        raise ValueError(
+            f"alpha ({alpha!r}) split among k (c - k) = {pairs} pairs gives a level of "
+            f"{level:.3g}, below limits.LEVEL_MIN = {LEVEL_MIN:g}, the smallest supported; "
+            f"alpha must be >= {pairs * LEVEL_MIN:.3g} here"
+        )
+    if Fraction(level) * pairs > Fraction(alpha):  # rounded up: take the float below
+        level = float(fl.down(level))
+    return level
+
+
+def _boundary_test(counts: np.ndarray, k: int):
+    """The k labels with the largest counts, the p-value of the boundary pair, and an
+    upper bound on that p-value's exact value (for the decision)."""
+    # stable descending order: larger count first, ties by the smaller label
+    order = np.argsort(-counts, axis=1, kind="stable")
+    top = order[:, :k]
+    pair = np.take_along_axis(counts, order[:, k - 1:k + 1], axis=1)
+    nk, nk1 = pair[:, 0], pair[:, 1]
+    m = nk + nk1
+    pos = m > 0  # then nk >= 1, since nk >= nk1
+    pvalue = np.ones(nk.shape)
+    upper = np.ones(nk.shape)
+    if pos.any():
+        x = nk[pos].astype(float)
+        # P(Bin(m, 1/2) >= x) = I_{1/2}(x, m - x + 1), regularized incomplete beta
+        pv = special.betainc(x, m[pos] - x + 1.0, 0.5)
+        pvalue[pos] = pv
+        upper[pos] = fl.up(pv * (1.0 + boost_rtol_g(x)))
+    return top, pvalue, upper
 
 
 def predict(counts, *, k: int, alpha: float) -> PredictResult:
@@ -468,26 +511,34 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     -------
     PredictResult
         For each input, with probability at least 1 - alpha over the sampling, either
-        it abstains or ``set(labels[i])`` is exactly the top-k set of the smoothed
-        classifier (the labels with the k largest probabilities; when probabilities
-        tie at the boundary there is no unique such set, and any non-abstained answer
-        counts as wrong).
+        it abstains or ``set(labels[i])`` is a top-k set of the smoothed classifier: a
+        set S of k labels with min_{i in S} p_i >= max_{j not in S} p_j. Where the
+        probabilities tie at the boundary several sets qualify, and each of them is a
+        correct answer.
 
     Notes
     -----
     The k-th largest count n_(k) is compared with the (k+1)-th, n_(k+1), by a
-    one-sided binomial test conditional on their sum m: p = P(Bin(m, 1/2) >= n_(k)).
-    It answers when p <= alpha / (k (c - k)).
+    one-sided binomial test conditional on their sum m: pi = P(Bin(m, 1/2) >= n_(k)).
+    It answers when pi <= alpha / (k (c - k)) (``PredictResult.level``), with pi's
+    float rounding bounded on the safe side.
 
-    Why this level: if the answer S is wrong, some i in S and j outside S have
-    p_i <= p_j while n_i >= n_(k) and n_j <= n_(k+1). The one-sided p-value of the pair
-    (n_i, n_j) is then at most that of (n_(k), n_(k+1)) (it decreases when the first
-    count grows and when the second shrinks), and, conditional on n_i + n_j, it is
-    super-uniform because p_i / (p_i + p_j) <= 1/2. A union bound over the k (c - k)
-    pairs (i outside the true top-k, j inside it) bounds the error by alpha. For k = 1
-    Hung and Fithian (2019) prove that the single pair needs no correction; their
-    argument does not cover sets, and this function uses the same provable level for
-    every k. ``tests/test_certify.py`` measures the error rate by simulation.
+    Proof of the guarantee. Fix one top-k set T (ties broken arbitrarily). If the
+    answer S is not a top-k set, then S != T, so some i in S \\ T and j in T \\ S exist,
+    and p_i <= max_{l not in T} p_l <= min_{l in T} p_l <= p_j. Since S holds the k
+    largest counts, n_i >= n_(k) and n_j <= n_(k+1). The p-value pi(x, y) =
+    P(Bin(x + y, 1/2) >= x) decreases in x and increases in y, so pi(n_i, n_j) <=
+    pi(n_(k), n_(k+1)) <= level. Conditional on n_i + n_j = m > 0, n_i ~ Bin(m, theta)
+    with theta = p_i / (p_i + p_j) <= 1/2, so pi(n_i, n_j) is super-uniform:
+    P(pi(n_i, n_j) <= level) <= level. A wrong answer therefore needs one of the
+    k (c - k) pairs (i outside T, j inside T) to reach the level, and by the union bound
+    it happens with probability at most k (c - k) level <= alpha. (At an exact tie
+    with c = 2 each of the two answers is a top-k set; the proof, applied to each,
+    bounds the probability of answering at all by 2 alpha.)
+
+    For k = 1 Hung and Fithian (2019) prove that the single pair needs no correction;
+    their argument does not cover sets, and this function uses the same provable level
+    for every k. ``tests/test_certify.py`` measures the error rate by simulation.
 
     References
     ----------
@@ -500,6 +551,8 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     >>> res = predict([[500, 300, 20, 180], [400, 300, 290, 10]], k=2, alpha=0.001)
     >>> res.labels.tolist(), res.abstained.tolist()
     ([[0, 1], [0, 1]], [False, True])
+    >>> res.level  # alpha / (k (c - k)), rounded down (here exact)
+    0.00025
     """
     counts, _ = _check_counts(counts)
     k = _check_k(k)
@@ -507,13 +560,7 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     n_classes = counts.shape[1]
     if k >= n_classes:
         raise ValueError(f"k must be smaller than the number of labels c = {n_classes}, got k = {k}")
-    # stable descending order: larger count first, ties by the smaller label
-    order = np.argsort(-counts, axis=1, kind="stable")
-    top = order[:, :k]
-    sorted_counts = np.take_along_axis(counts, order[:, k - 1:k + 1], axis=1)
-    nk, nk1 = sorted_counts[:, 0], sorted_counts[:, 1]
-    m = nk + nk1
-    pvalue = np.where(m > 0, stats.binom.sf(nk - 1, m, 0.5), 1.0)
     level = predict_level(alpha, k, n_classes)
-    return PredictResult(labels=top, abstained=~(pvalue <= level), pvalue=pvalue,
+    top, pvalue, upper = _boundary_test(counts, k)
+    return PredictResult(labels=top, abstained=~(upper <= level), pvalue=pvalue,
                          level=level, k=k, alpha=alpha)
