@@ -258,6 +258,28 @@ def test_construction_is_refused_when_an_assumption_fails(case):
         worst_case_classifier(a, b, k, sigma, 10.0)
 
 
+def test_rounding_never_inverts_a_tiny_interval():
+    """Four labels of about 3e-17 fill a gap of 2e-17 beside l: their intervals are an ulp
+    or two wide, and directed rounding used to invert one, leaving two intervals that
+    overlapped by an ulp (which classifier_probabilities rejects)."""
+    a, x, k, sigma = 0.4252015722283552, 0.03831989518477632, 15, 1000.0
+    b = np.array([x] * 15 + [2.5840153435823848e-17, 3.332644147653398e-17,
+                             3.2870983074886835e-17, 2.7393694429929522e-17])
+    radius = 1.0001 * topk_radius(a, b, k, sigma)
+    intervals = worst_case_classifier(a, b, k, sigma, radius)
+    classifier_probabilities(intervals, 0.0, n_labels=b.size)  # contiguous: accepted
+    _check_witness(a, b, k, sigma, radius, intervals)
+
+
+def test_witness_at_radius_zero_when_the_radius_is_negative():
+    """At s = 0 every window is worth its own mass, so a reduced bound could move it between
+    the two passes and the rounding slack of the first no longer covered the second."""
+    a, b, k, sigma = 0.223708343902008, np.array([0.2587638853659973, 0.25876388536599737,
+                                                  0.2587638853659973]), 3, 1.0
+    assert topk_radius(a, b, k, sigma) < 0  # R_l = -0.056
+    _check_witness(a, b, k, sigma, 0.0, worst_case_classifier(a, b, k, sigma, 0.0))
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [

@@ -62,6 +62,8 @@ _GUARD_DPS = 30
 #: Cap on the extra digits spent when the stretch starts in the far left tail.
 _MAX_EXTRA_DPS = 400
 _MAX_ITER = 400
+#: Rebuilds allowed until the rounding slack is covered (two suffice unless windows move).
+_MAX_REBUILDS = 6
 
 L_LABEL = -1  # the label to certify, in the returned triples
 
@@ -191,11 +193,19 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
         s = mpmath.mpf(r) / mpmath.mpf(sigma)
         eta = {j: mpmath.mpf(0) for j in range(n)}
         segments = _build(a, b, top, rest, s, eta)
-        eta = _rounding_slack(segments, b, out_prec, work_dps)
         # only the labels that filled the gap before do so again: what the reduced bounds
         # leave over goes to l instead of a sliver for the next label
         used = {lab for lab, _, _ in segments}
-        segments = _build(a, b, top, [j for j in rest if j in used], s, eta)
+        rest = [j for j in rest if j in used]
+        # the slack depends on where the ends lie, and a reduced bound can move a window
+        # (at s = 0 every position is worth the same): rebuild until the slack of the
+        # segments built is covered by the reduction they were built with
+        for _ in range(_MAX_REBUILDS):
+            need = _rounding_slack(segments, b, out_prec, work_dps)
+            if all(need[j] <= eta[j] for j in range(n)):
+                break
+            eta = {j: max(eta[j], need[j]) for j in range(n)}
+            segments = _build(a, b, top, rest, s, eta)
         rounded = _round_segments(segments, out_prec)
         _verify(rounded, a, b, top, s)
     if dps is None:
@@ -582,7 +592,10 @@ def _round_segments(segments, out_prec):
             rnd = mpmath.libmp.round_floor
         else:
             rnd = mpmath.libmp.round_nearest
-        ends.append(_round_to(w, out_prec, rnd))
+        # directed rounding can invert an interval a few ulps wide: keep the ends in
+        # order, so that the inverted one ends up empty and its right neighbour starts
+        # where its left one ends (no label gains x-mass, l never shrinks)
+        ends.append(max(_round_to(w, out_prec, rnd), ends[-1]))
     ends.append(segments[-1][2])
     return _merge([(seg[0], lo, hi) for seg, lo, hi in zip(segments, ends, ends[1:])])
 
