@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from topk_bounds import topk_radius
 from topk_bounds._lp_oracle import best_margin_over_subsets, margin_bracket, predicted_margin
+from topk_bounds.radius import mp_radius
 from topk_bounds.tightness import classifier_probabilities, worst_case_classifier
 
 CHECK_DPS = 40  # the precision every independent check runs at
@@ -250,12 +251,32 @@ def test_construction_is_refused_at_and_below_the_radius(case):
 
 @given(violating_bounds())
 @example((0.5, np.array([0.4, 0.3, 0.2]), 2, 1.0, 1))
-@example((0.5, np.array([0.2, 0.1, 0.1]), 2, 1.0, 2))
-def test_construction_is_refused_when_an_assumption_fails(case):
+def test_construction_is_refused_when_the_first_assumption_fails(case):
     a, b, k, sigma, which = case
-    match = "sum of the k largest" if which == 1 else "sum of all"
-    with pytest.raises(ValueError, match=match):
+    assume(which == 1)
+    with pytest.raises(ValueError, match="sum of the k largest"):
         worst_case_classifier(a, b, k, sigma, 10.0)
+
+
+@given(violating_bounds())
+@example((0.5, np.array([0.2, 0.1, 0.1]), 2, 1.0, 2))
+@example((0.7, np.array([0.2, 0.06, 0.04]), 2, 0.5, 2))  # 1 - 3.5e-17 in the floats' exact values
+@example((0.7, np.array([0.2, 0.06, 0.04]), 1, 0.5, 2))
+def test_without_the_second_assumption_l_takes_the_leftover_beyond_the_radius_of_it(case):
+    """a + sum(b) < 1: every consistent classifier gives l at least a' = 1 - sum(b), so no
+    witness exists up to topk_radius(a', ...), and one exists just beyond it."""
+    a, b, k, sigma, which = case
+    assume(which == 2)
+    with mpmath.workprec(1200):
+        a_eff = 1 - mpmath.fsum(mpmath.mpf(float(x)) for x in b)  # exact
+        tight = mp_radius(a_eff, list(b), k, sigma, 50, p_lower_complement=1 - a_eff)
+    assert tight >= topk_radius(a, b, k, sigma, dps=50)
+    if tight >= 0:
+        with pytest.raises(ValueError, match=r"raised to 1 - sum\(p_upper\)"):
+            worst_case_classifier(a, b, k, sigma, tight)
+    with mpmath.workdps(50):
+        radius = float(tight * (1 + mpmath.mpf("1e-4"))) if tight > 0.01 * sigma else max(float(tight), 0) + 1e-6 * sigma
+    _check_witness(a, b, k, sigma, radius, worst_case_classifier(a, b, k, sigma, radius))
 
 
 def test_rounding_never_inverts_a_tiny_interval():

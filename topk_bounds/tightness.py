@@ -50,6 +50,7 @@ from .radius import (
     _check_sigma,
     _check_upper,
     mp_ndtri,
+    mp_radius,
     topk_radius,
 )
 
@@ -64,6 +65,8 @@ _MAX_EXTRA_DPS = 400
 _MAX_ITER = 400
 #: Rebuilds allowed until the rounding slack is covered (two suffice unless windows move).
 _MAX_REBUILDS = 6
+#: Bits at which sums of float64 bounds are exact.
+_EXACT_PREC = 1200
 
 L_LABEL = -1  # the label to certify, in the returned triples
 
@@ -104,10 +107,15 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
     Raises
     ------
     ValueError
-        On invalid arguments; when ``k >= c``; when Theorem 2's assumptions
-        ``a + (sum of the k largest b_j) <= 1 <= a + (sum of all b_j)`` do not hold
-        (checked in exact rational arithmetic on the given floats); or when
-        ``radius <= R_l``, where Theorem 1 proves that no such classifier exists.
+        On invalid arguments; when ``k >= c``; when Theorem 2's first assumption
+        ``a + (sum of the k largest b_j) <= 1`` fails (checked in exact rational
+        arithmetic on the given floats); or when ``radius <= R_l``, where Theorem 1 proves
+        that no such classifier exists. If the second assumption ``a + (sum of all b_j)
+        >= 1`` fails, every classifier honouring the bounds gives l at least
+        a' = 1 - (sum of all b_j) > a, R_l is the radius of a' (larger than
+        ``topk_radius(a, ...)``), and the witness gives l that leftover mass: so
+        ``0.7 + 0.2 + 0.06 + 0.04``, 3.5e-17 short of 1 in the floats' exact values,
+        still has a witness beyond a radius 1e-16 larger.
     ArithmeticError
         When ``radius`` exceeds R_l by so little that ends rounded to the requested
         precision cannot keep the inequalities strict (pass a larger ``dps``).
@@ -177,11 +185,27 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
         )
     order = np.argsort(-b, kind="stable")
     top, rest = [int(j) for j in order[:k]], [int(j) for j in order[k:]]
-    _check_assumptions(a, b, top)
+    deficit = _check_assumptions(a, b, top)
     radius_dps = _RADIUS_DPS if dps is None else max(_RADIUS_DPS, dps + 20)
-    r_l = topk_radius(a, b, k, sigma, dps=radius_dps)
+    if deficit > 0:
+        # l holds at least 1 - sum(b) > a in every classifier honouring the bounds: the
+        # witness gives it that leftover, and exists exactly beyond the radius of it
+        with mpmath.workprec(_EXACT_PREC):
+            total = mpmath.fsum(mpmath.mpf(float(x)) for x in b)  # exact at this precision
+            r_l = mp_radius(1 - total, [float(x) for x in b], k, sigma, radius_dps,
+                            p_lower_complement=total)
+    else:
+        r_l = topk_radius(a, b, k, sigma, dps=radius_dps)
     with mpmath.workdps(radius_dps):
         if not r > r_l:  # exact comparison of the given radius with R_l
+            if deficit > 0:
+                raise ValueError(
+                    f"radius ({_show(r)}) must exceed R_l = {_show(r_l)}, the certified radius "
+                    f"of p_lower raised to 1 - sum(p_upper) = p_lower + {float(deficit):.3g}: "
+                    "the other labels together hold at most sum(p_upper), so every classifier "
+                    "that honours the bounds gives l at least the rest, and Theorem 1 then keeps "
+                    "l in the top k within R_l; no witness exists"
+                )
             raise ValueError(
                 f"radius ({_show(r)}) must exceed the certified radius R_l = {_show(r_l)}: by "
                 "Theorem 1 every classifier that honours the bounds keeps l in the top k "
@@ -291,21 +315,22 @@ def _show(x) -> str:
     return repr(x) if isinstance(x, float) else mpmath.nstr(x, 20)
 
 
-def _check_assumptions(a: float, b: np.ndarray, top: list[int]) -> None:
-    """Theorem 2's assumptions, in exact rational arithmetic on the given floats."""
+def _check_assumptions(a: float, b: np.ndarray, top: list[int]) -> Fraction:
+    """Theorem 2's first assumption, in exact rational arithmetic on the given floats.
+
+    Returns the deficit 1 - a - sum(b) of the second (0 when it holds): the construction
+    then gives l that leftover mass as well.
+    """
     fa = Fraction(a)
     f_top = sum((Fraction(float(b[j])) for j in top), Fraction(0))
     f_all = sum((Fraction(float(x)) for x in b), Fraction(0))
     if fa + f_top > 1:
         raise ValueError(
-            "Theorem 2 needs p_lower + (sum of the k largest p_upper) <= 1; here it is "
+            "the construction of Theorem 2 needs p_lower + (sum of the k largest p_upper) "
+            f"<= 1 (the top k labels' stretch must fit beside l's tail); here it is "
             f"{float(fa + f_top)!r}"
         )
-    if fa + f_all < 1:
-        raise ValueError(
-            "Theorem 2 needs p_lower + (sum of all p_upper) >= 1; here it is "
-            f"{float(fa + f_all)!r} (1 - {float(1 - fa - f_all)!r})"
-        )
+    return max(1 - fa - f_all, Fraction(0))
 
 
 def _check_intervals(intervals) -> list[tuple[int, object, object]]:
