@@ -113,20 +113,20 @@ def _gauss_mass(lo, hi):
     return 1 - (mpmath.erfc(-lo / r2) + mpmath.erfc(hi / r2)) / 2
 
 
-def _evaluate(intervals, n_labels, shift):
+def _evaluate(intervals, n_others, shift):
     """Probabilities of every label (index -1: l) under N(shift, 1), at CHECK_DPS digits."""
     with mpmath.workdps(CHECK_DPS):
         s = mpmath.mpf(shift)
-        probs = [mpmath.mpf(0)] * (n_labels + 1)
+        probs = [mpmath.mpf(0)] * (n_others + 1)
         for lab, lo, hi in intervals:
             probs[lab] += _gauss_mass(mpmath.mpf(lo) - s, mpmath.mpf(hi) - s)
         return probs
 
 
-def _check_partition(intervals, n_labels):
+def _check_partition(intervals, n_others):
     assert intervals[0][1] == -math.inf and intervals[-1][2] == math.inf
     for (lab, lo, hi), nxt in zip(intervals, intervals[1:] + [None]):
-        assert -1 <= lab < n_labels
+        assert -1 <= lab < n_others
         assert lo < hi
         if nxt is not None:
             assert nxt[1] == hi, "intervals must be contiguous"
@@ -288,7 +288,7 @@ def test_rounding_never_inverts_a_tiny_interval():
                              3.2870983074886835e-17, 2.7393694429929522e-17])
     radius = 1.0001 * topk_radius(a, b, k, sigma)
     intervals = worst_case_classifier(a, b, k, sigma, radius)
-    classifier_probabilities(intervals, 0.0, n_labels=b.size)  # contiguous: accepted
+    classifier_probabilities(intervals, 0.0, n_others=b.size)  # contiguous: accepted
     _check_witness(a, b, k, sigma, radius, intervals)
 
 
@@ -299,6 +299,15 @@ def test_witness_at_radius_zero_when_the_radius_is_negative():
                                                   0.2587638853659973]), 3, 1.0
     assert topk_radius(a, b, k, sigma) < 0  # R_l = -0.056
     _check_witness(a, b, k, sigma, 0.0, worst_case_classifier(a, b, k, sigma, 0.0))
+
+
+def test_classifier_probabilities_still_accepts_the_deprecated_n_labels():
+    clf = [(-1, -math.inf, 0.0), (0, 0.0, 1.0), (1, 1.0, math.inf)]
+    with pytest.warns(DeprecationWarning, match="n_others"):
+        old = classifier_probabilities(clf, 0.5, n_labels=3)
+    np.testing.assert_array_equal(old, classifier_probabilities(clf, 0.5, n_others=3))
+    with pytest.raises(ValueError, match="not both"):
+        classifier_probabilities(clf, 0.5, n_others=3, n_labels=3)
 
 
 @pytest.mark.parametrize(
@@ -330,8 +339,8 @@ def test_classifier_probabilities_agree_with_an_independent_40_digit_evaluation(
     intervals = worst_case_classifier(a, b, k, sigma, radius)
     n = len(b)
     reference = _evaluate(intervals, n, shift)
-    fast = classifier_probabilities(intervals, shift, n_labels=n)
-    slow = classifier_probabilities(intervals, shift, n_labels=n, dps=CHECK_DPS)
+    fast = classifier_probabilities(intervals, shift, n_others=n)
+    slow = classifier_probabilities(intervals, shift, n_others=n, dps=CHECK_DPS)
     assert fast.shape == (n + 1,)
     with mpmath.workdps(CHECK_DPS):
         assert abs(mpmath.fsum(slow) - 1) < mpmath.mpf("1e-35")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from fractions import Fraction
 from typing import Sequence
 
@@ -159,9 +160,9 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
     At x the bounds hold; at x + delta (shift ``radius / sigma``) labels 0 and 1 both
     beat l:
 
-    >>> classifier_probabilities(clf, 0.0, n_labels=3).round(6).tolist()  # labels 0, 1, 2, l
+    >>> classifier_probabilities(clf, 0.0, n_others=3).round(6).tolist()  # labels 0, 1, 2, l
     [0.25, 0.125, 0.125, 0.5]
-    >>> classifier_probabilities(clf, 0.3 / 0.5, n_labels=3).round(4).tolist()
+    >>> classifier_probabilities(clf, 0.3 / 0.5, n_others=3).round(4).tolist()
     [0.3197, 0.291, 0.115, 0.2743]
 
     At or below R_l no such classifier exists:
@@ -238,8 +239,8 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
         return [(lab, +lo, +hi) for lab, lo, hi in rounded]
 
 
-def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, *,
-                             dps: int | None = None):
+def classifier_probabilities(intervals, shift=0.0, n_others: int | None = None, *,
+                             dps: int | None = None, n_labels: int | None = None):
     """Probabilities of each label of an interval classifier at x + shift * sigma * e.
 
     Parameters
@@ -249,7 +250,7 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
         contiguous half-open intervals of w covering the real line; label -1 is l.
     shift : float
         ``||delta|| / sigma``: w ~ N(shift, 1). 0 gives the probabilities at x.
-    n_labels : int, optional
+    n_others : int, optional
         The number of labels other than l (``len(p_upper)``); default: the largest label
         plus one.
     dps : int, optional
@@ -257,9 +258,12 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
         so masses far in a tail keep their relative precision, and every mass is within a
         few 1e-16 absolute. An integer computes with mpmath at that many digits.
 
+    n_labels : int, optional
+        Deprecated name of ``n_others`` (it never counted l); warns.
+
     Returns
     -------
-    ndarray of float, or list of mpmath.mpf, length ``n_labels + 1``
+    ndarray of float, or list of mpmath.mpf, length ``n_others + 1``
         ``probs[j]`` for label j and ``probs[-1]`` for l: the same indexing as the labels.
 
     Examples
@@ -268,18 +272,25 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
     >>> p.round(4).tolist()
     [0.8413, 0.1587]
     """
+    if n_labels is not None:
+        if n_others is not None:
+            raise ValueError("pass n_others only (n_labels is its deprecated name), not both")
+        warnings.warn("classifier_probabilities(n_labels=...) is deprecated: it counts the "
+                      "labels other than l, so it is now called n_others",
+                      DeprecationWarning, stacklevel=2)
+        n_others = n_labels
     triples = _check_intervals(intervals)
     top_label = max((lab for lab, _, _ in triples), default=-1)
-    if n_labels is None:
-        n_labels = top_label + 1
-    if isinstance(n_labels, bool) or not isinstance(n_labels, numbers.Integral) or n_labels <= top_label:
-        raise ValueError(f"n_labels must be an integer > every label ({top_label}), got {n_labels!r}")
-    n_labels = int(n_labels)
+    if n_others is None:
+        n_others = top_label + 1
+    if isinstance(n_others, bool) or not isinstance(n_others, numbers.Integral) or n_others <= top_label:
+        raise ValueError(f"n_others must be an integer > every label ({top_label}), got {n_others!r}")
+    n_others = int(n_others)
     dps = _check_dps(dps)
     if dps is not None:
         with mpmath.workdps(dps + 10):
             sh = mpmath.mpf(shift)
-            probs = [mpmath.mpf(0)] * (n_labels + 1)
+            probs = [mpmath.mpf(0)] * (n_others + 1)
             for lab, lo, hi in triples:
                 probs[lab] += _mp_mass(mpmath.mpf(lo) - sh, mpmath.mpf(hi) - sh)
         with mpmath.workdps(dps):
@@ -288,7 +299,7 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
     labels = np.array([lab for lab, _, _ in triples])
     lo = np.array([float(x) for _, x, _ in triples]) - sh
     hi = np.array([float(x) for _, _, x in triples]) - sh
-    probs = np.zeros(n_labels + 1)
+    probs = np.zeros(n_others + 1)
     np.add.at(probs, labels, _float_mass(lo, hi))
     return probs
 
