@@ -4,6 +4,8 @@ validation, and Monte-Carlo checks of the 1 - alpha guarantees with known probab
 from __future__ import annotations
 
 import math
+import re
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -223,6 +225,42 @@ def test_the_smallest_accepted_level_gives_a_finite_sound_radius():
     got = certify([9000, 600, 400], 0, k=1, sigma=0.5, alpha=alpha).radius[0]
     exact = certify_exact([9000, 600, 400], 0, k=1, sigma=0.5, alpha=alpha, dps=30)
     assert math.isfinite(got) and mpmath.mpf(got) <= exact
+
+
+@pytest.mark.parametrize("dps", [-1, 0, 14, 1.5, None, True, "50"])
+def test_certify_exact_rejects_a_dps_that_is_not_an_integer_of_at_least_15(dps):
+    # dps = -1 used to return 0.5 where the radius is 0.3898
+    with pytest.raises(ValueError, match=rf"dps must be an integer >= 15, got {re.escape(repr(dps))}"):
+        certify_exact([9000, 600, 300, 100], 0, k=2, sigma=0.5, alpha=0.001, dps=dps)
+
+
+def test_certify_exact_passes_its_level_as_an_mpf_rounded_down_never_a_float(monkeypatch):
+    """alpha / c is formed in mpmath (rounded down) and handed to the bounds as an mpf:
+    rounding it to the nearest double could put it above alpha / c by 3e-17 relative."""
+    import topk_bounds.bounds as bounds_module
+
+    seen = []
+    for name in ("clopper_pearson_upper", "clopper_pearson_lower_complement"):
+        original = getattr(bounds_module, name)
+
+        def spy(x, n, beta, *, dps=None, _original=original):
+            seen.append(beta)
+            return _original(x, n, beta, dps=dps)
+
+        monkeypatch.setattr(bounds_module, name, spy)
+    alpha, c, dps = 0.001, 3, 30
+    certify_exact([9000, 600, 400], 0, k=2, sigma=0.5, alpha=alpha, dps=dps)
+    assert seen and all(isinstance(beta, mpmath.mpf) for beta in seen)
+    exact = Fraction(alpha) / c  # not a binary fraction: the mpf must round it
+    for beta in seen:
+        got = _as_fraction(beta)
+        assert got <= exact
+        assert exact - got <= exact * Fraction(1, 10 ** (dps + 15))
+
+
+def _as_fraction(x: mpmath.mpf) -> Fraction:
+    man, exp = x.man, x.exp
+    return Fraction(int(man)) * (Fraction(2) ** int(exp))
 
 
 # --------------------------------------------------------------------------------------

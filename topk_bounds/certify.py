@@ -374,14 +374,27 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
                          _counts=counts, _beta=beta)
 
 
+def _mp_level(alpha: float, covered: int, dps: int):
+    """alpha / covered as an mpf, rounded down at ``dps + 10`` digits (exact when covered
+    is a power of two): never rounded to a float, never above the exact quotient."""
+    import mpmath
+
+    prec = mpmath.libmp.dps_to_prec(dps + 10)
+    with mpmath.workprec(prec):
+        return mpmath.mpf(mpmath.libmp.mpf_div(mpmath.mpf(alpha)._mpf_, mpmath.mpf(covered)._mpf_,
+                                               prec, mpmath.libmp.round_floor))
+
+
 def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
                   method: str = "simuem", dps: int = 50):
     """The radius of one input from its exact bounds, at ``dps`` digits (the reference).
 
     Same arguments as :func:`certify` for a single row, computed with mpmath: the
-    Clopper-Pearson bounds at ``dps + 10`` digits (exact level alpha / c for SimuEM),
-    then :func:`topk_bounds.radius.mp_radius`. Takes about a second per row; the float
-    radius of :func:`certify` never exceeds it.
+    Clopper-Pearson bounds at ``dps + 10`` digits, at the level alpha / c (SimuEM) formed
+    in mpmath and rounded down, never through a float; then
+    :func:`topk_bounds.radius.mp_radius`, rounded down to ``dps`` digits (an integer
+    >= 15). Takes about a second per row; the float radius of :func:`certify` never
+    exceeds it.
 
     Examples
     --------
@@ -402,10 +415,13 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     label = int(_check_labels(label, 1, counts.size)[0])
     k, sigma, alpha = _check_k(k), _check_sigma(sigma), _check_alpha(alpha)
     method = _check_method(method)
+    if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps < 15:
+        raise ValueError(f"dps must be an integer >= 15, got {dps!r}")
+    dps = int(dps)
     n, c = int(counts.sum()), counts.size
     _, covered = _check_level(alpha, method, k, c)
+    beta = _mp_level(alpha, covered, dps + 10)
     with mpmath.workdps(dps + 10):
-        beta = mpmath.mpf(alpha) / covered
         qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
         a = 1 - qa
         others = sorted((int(x) for j, x in enumerate(counts) if j != label), reverse=True)
