@@ -13,7 +13,8 @@ to 1 - a. This module computes R_l in two ways:
 * float64, vectorized, with every rounding directed so that the result never exceeds the
   exact radius of the given bounds (:mod:`topk_bounds._float` lists the accuracy each step
   relies on), and within about 1e-13 of it;
-* arbitrary precision with mpmath (``dps=N``), correct to about N - 5 digits.
+* arbitrary precision with mpmath (``dps=N``), rounded down to N digits (never above the
+  exact radius either, and within 10^(1 - N) of it relative).
 
 The radius is *signed*: R_l <= 0 means l is not certified even at delta = 0.
 """
@@ -108,8 +109,9 @@ def topk_radius(p_lower, p_upper: Sequence[float], k: int, sigma: float, *, dps:
         Standard deviation of the smoothing noise, ``sigma > 0``.
     dps : int, optional
         ``None`` (default) computes in float64 and returns a ``float``; an integer ``N``
-        computes with mpmath at N decimal digits and returns an ``mpmath.mpf`` correct to
-        about N - 5 digits.
+        computes with mpmath at N decimal digits and returns an ``mpmath.mpf`` rounded
+        down: never above the exact radius, and below it by at most
+        ``10**(1 - N) |R| + 10**-(N + 4) sigma``.
 
     Returns
     -------
@@ -411,6 +413,11 @@ def mp_radius(p_lower, p_upper, k: int, sigma, dps: int, *, p_lower_complement=N
     :func:`topk_bounds.clopper_pearson_upper` with ``dps``). ``p_lower_complement``,
     if given, is 1 - p_lower to full precision (for p_lower close to 1). Sums and
     complements are formed exactly for inputs of up to 1200 bits.
+
+    The result is rounded down (toward the safe side): it never exceeds the exact radius
+    of the given bounds, and lies within ``10**(1 - dps) |R| + 10**-(dps + 4) sigma`` of
+    it (the computation carries 15 guard digits and steps down by ``10**-(dps + 5)
+    (|R| + sigma)`` before rounding).
     """
     if k > len(p_upper):
         with mpmath.workdps(dps):
@@ -438,8 +445,21 @@ def mp_radius(p_lower, p_upper, k: int, sigma, dps: int, *, p_lower_complement=N
             st = (za - zb) / 2 if t == 1 else _mp_root(za, zb, t)
             best = max(best, st)
         result = mpmath.mpf(sigma) * best
-    with mpmath.workdps(dps):
-        return +result
+        if mpmath.isfinite(result):
+            # every step above is accurate to far better than 10**-(dps + 5) of |R| + sigma
+            # (15 guard digits): step down by that much, so that rounding cannot overstate
+            result -= (abs(result) + abs(mpmath.mpf(sigma))) * mpmath.mpf(10) ** -(dps + 5)
+    return _round_down(result, dps)
+
+
+def _round_down(x, dps: int):
+    """x rounded toward -inf to ``dps`` digits (as many bits as mpmath gives them)."""
+    prec = mpmath.libmp.dps_to_prec(dps)
+    if not mpmath.isfinite(x):
+        with mpmath.workdps(dps):
+            return +x
+    with mpmath.workprec(prec):
+        return mpmath.mpf(mpmath.libmp.mpf_pos(x._mpf_, prec, mpmath.libmp.round_floor))
 
 
 def _mp_root(za, zb, t):
