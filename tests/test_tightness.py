@@ -368,6 +368,13 @@ def test_classifier_probabilities_rejects_malformed_intervals(intervals, message
         classifier_probabilities(intervals, 0.0)
 
 
+@pytest.mark.parametrize("shift", [math.nan, math.inf, "x", None])
+def test_classifier_probabilities_rejects_a_shift_that_is_not_finite(shift):
+    # a NaN shift used to return NaN probabilities
+    with pytest.raises(ValueError, match="shift must be a finite number"):
+        classifier_probabilities([(-1, -math.inf, 0.0), (0, 0.0, math.inf)], shift)
+
+
 # --------------------------------------------------------------------------------------
 # the LP oracle: an assumption-free second check of Theorems 1 and 2
 # --------------------------------------------------------------------------------------

@@ -287,6 +287,13 @@ def classifier_probabilities(intervals, shift=0.0, n_others: int | None = None, 
         raise ValueError(f"n_others must be an integer > every label ({top_label}), got {n_others!r}")
     n_others = int(n_others)
     dps = _check_dps(dps)
+    try:
+        finite = mpmath.isfinite(shift) if isinstance(shift, mpmath.mpf) else math.isfinite(float(shift))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise ValueError(f"shift must be a finite number (||delta|| / sigma), got {shift!r}")
+    sh = float(shift)
     if dps is not None:
         with mpmath.workdps(dps + 10):
             sh = mpmath.mpf(shift)
@@ -295,7 +302,6 @@ def classifier_probabilities(intervals, shift=0.0, n_others: int | None = None, 
                 probs[lab] += _mp_mass(mpmath.mpf(lo) - sh, mpmath.mpf(hi) - sh)
         with mpmath.workdps(dps):
             return [+p for p in probs]
-    sh = float(shift)
     labels = np.array([lab for lab, _, _ in triples])
     lo = np.array([float(x) for _, x, _ in triples]) - sh
     hi = np.array([float(x) for _, _, x in triples]) - sh
