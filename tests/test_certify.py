@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from fractions import Fraction
 
 import mpmath
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from topk_bounds import certify, predict, topk_radius
-from topk_bounds.certify import _boundary_test, certify_exact
+from topk_bounds.certify import _boundary_test, _top_other_counts, certify_exact
 from topk_bounds.limits import LEVEL_MIN, N_MAX
 
 REL_TOL = 1e-10
@@ -91,6 +92,48 @@ def test_certify_is_exactly_the_row_by_row_result():
         assert single.radius[0] == whole.radius[i]
         assert single.p_lower[0] == whole.p_lower[i]
         np.testing.assert_array_equal(single.p_upper[0], whole.p_upper[i])
+
+
+def _reference_top_other_counts(counts, labels, k):
+    """The selection certify used before the chunked key selection (one np.partition)."""
+    n_rows, n_classes = counts.shape
+    top = np.sort(np.partition(counts, n_classes - k - 1, axis=1)[:, n_classes - k - 1:], axis=1)
+    own = counts[np.arange(n_rows), labels][:, None]
+    hit = top == own
+    drop = np.where(hit.any(axis=1), hit.argmax(axis=1), 0)
+    keep = np.ones(top.shape, dtype=bool)
+    keep[np.arange(n_rows), drop] = False
+    return top[keep].reshape(n_rows, k)
+
+
+@pytest.mark.parametrize("c", [2, 3, 10, 255, 256, 257, 1000, 2500])
+def test_top_k_selection_equals_a_plain_partition_on_wide_and_narrow_rows_with_ties(c):
+    rng = np.random.default_rng(c)
+    n_rows = 700  # more than one chunk of the wide selection for c >= 375
+    rows = [
+        rng.integers(0, 4, size=(n_rows, c)),  # nearly all ties
+        rng.multinomial(100_000, rng.dirichlet(np.full(c, 0.05)), size=n_rows),
+        rng.integers(N_MAX // (2 * c), N_MAX // c, size=(n_rows, c)),  # keys close to their limit
+    ]
+    for counts in rows:
+        counts = counts.astype(np.int64)
+        labels = rng.integers(0, c, size=n_rows)
+        counts[::7, :] = counts[::7, :1]  # whole rows of one value
+        for k in sorted({1, min(5, c - 1), c - 1}):
+            np.testing.assert_array_equal(_top_other_counts(counts, labels, k),
+                                          _reference_top_other_counts(counts, labels, k))
+
+
+def test_radii_are_bit_identical_to_those_of_the_plain_partition(monkeypatch):
+    certify_module = sys.modules["topk_bounds.certify"]  # the package's `certify` is the function
+
+    rng = np.random.default_rng(5)
+    counts = rng.multinomial(100_000, rng.dirichlet(np.full(1000, 0.05)), size=300)
+    labels = counts.argmax(axis=1)
+    fast = certify(counts, labels, k=5, sigma=0.5, alpha=0.001).radius
+    monkeypatch.setattr(certify_module, "_top_other_counts", _reference_top_other_counts)
+    plain = certify(counts, labels, k=5, sigma=0.5, alpha=0.001).radius
+    assert fast.tobytes() == plain.tobytes()
 
 
 def test_certify_result_has_the_documented_shapes_and_repr():
