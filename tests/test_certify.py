@@ -147,6 +147,22 @@ def test_certify_result_has_the_documented_shapes_and_repr():
     assert np.all(res.p_upper >= counts / 100)
 
 
+def test_certified_is_computed_once_not_on_every_access():
+    res = certify(np.array([[90, 5, 5], [30, 60, 10]]), [0, 1], k=1, sigma=0.25, alpha=0.05)
+    assert res.certified is res.certified  # the CLI reads it per row: no N^2
+
+
+def test_importing_the_package_imports_neither_scipy_stats_nor_scipy_optimize():
+    """scipy.stats alone took 2 s of every CLI run; predict needs only scipy.special."""
+    import subprocess
+
+    code = ("import sys, topk_bounds, topk_bounds._lp_oracle, topk_bounds.tightness; "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['scipy', 'stats'], ['scipy', 'optimize']) or m == 'torch'); print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_certify_gives_infinite_radius_when_k_covers_every_label():
     res = certify([1, 2, 97], 0, k=3, sigma=1.0, alpha=0.01)
     assert res.radius.tolist() == [math.inf]

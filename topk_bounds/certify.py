@@ -194,10 +194,11 @@ class CertifyResult:
     method: str
     _counts: np.ndarray = field(repr=False)
     _beta: float = field(repr=False)
+    # computed once: a property recomputing radius > 0 made per-row access quadratic
+    certified: np.ndarray = field(init=False, repr=False)
 
-    @property
-    def certified(self) -> np.ndarray:
-        return self.radius > 0
+    def __post_init__(self):
+        object.__setattr__(self, "certified", self.radius > 0)
 
     @property
     def p_upper(self) -> np.ndarray:
