@@ -101,16 +101,14 @@ def _check_counts(counts) -> tuple[np.ndarray, np.ndarray]:
         checked = arr
     else:
         raise ValueError(f"counts must hold integers, got dtype {arr.dtype}")
-    if kind != "u":
-        bad = checked < 0
-        if bad.any():
-            i = _first(bad)
-            value = checked.flat[i]
-            value = int(value) if kind != "f" else float(value)
-            raise ValueError(f"counts must be non-negative, got {_where(arr.shape, i)} = {value!r}")
-    bad = checked > N_MAX
-    if bad.any():
-        i = _first(bad)
+    # reductions first (no temporary masks of the whole array); masks only to name a culprit
+    if kind != "u" and checked.size and checked.min() < 0:
+        i = _first(checked < 0)
+        value = checked.flat[i]
+        value = int(value) if kind != "f" else float(value)
+        raise ValueError(f"counts must be non-negative, got {_where(arr.shape, i)} = {value!r}")
+    if checked.size and checked.max() > N_MAX:
+        i = _first(checked > N_MAX)
         value = checked.flat[i]
         raise ValueError(_too_large(_where(arr.shape, i), int(value) if kind != "f" else float(value)))
     checked = np.atleast_2d(checked).astype(np.int64, copy=False)
