@@ -11,7 +11,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -333,6 +333,71 @@ def test_certify_exact_is_never_above_a_more_precise_reference():
         with mpmath.workdps(60):
             assert low <= high
             assert high - low <= mpmath.mpf("1e-14") * abs(high) + mpmath.mpf("1e-19")
+
+
+# --------------------------------------------------------------------------------------
+# the sampler's total-variation slack delta (issue 10)
+# --------------------------------------------------------------------------------------
+METHODS = ["simuem", "binocp", "ranked"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_delta_zero_is_bit_identical_to_no_delta(method):
+    rng = np.random.default_rng(3)
+    counts = rng.multinomial(10_000, rng.dirichlet(np.ones(12) * 0.3), size=200)
+    labels = rng.integers(0, 12, size=200)
+    plain = certify(counts, labels, k=3, sigma=0.5, alpha=0.001, method=method)
+    for zero in (0.0, 0, np.float64(0.0)):
+        res = certify(counts, labels, k=3, sigma=0.5, alpha=0.001, method=method, delta=zero)
+        for name in ("radius", "p_lower", "p_lower_complement", "p_upper"):
+            assert getattr(res, name).tobytes() == getattr(plain, name).tobytes(), name
+    assert repr(res) == repr(plain)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_radius_decreases_as_delta_grows(method):
+    counts = np.array([[9000, 600, 300, 100], [4000, 3900, 2000, 100], [800, 150, 50, 0]])
+    labels = [0, 1, 0]
+    deltas = [0.0, 1e-9, 1e-6, 1e-3, 1e-2, 0.2]
+    radii = np.array([certify(counts, labels, k=2, sigma=0.5, alpha=0.001, method=method,
+                              delta=d).radius for d in deltas])
+    assert np.all(np.diff(radii, axis=0) < 0), radii  # strictly: every delta here moves every bound
+    res = certify(counts, labels, k=2, sigma=0.5, alpha=0.001, method=method, delta=1e-3)
+    base = certify(counts, labels, k=2, sigma=0.5, alpha=0.001, method=method)
+    assert np.all(res.p_lower <= base.p_lower - 1e-3 + 1e-15)
+    assert np.all(res.p_upper >= np.minimum(base.p_upper + 1e-3 - 1e-15, 1.0))
+    assert "delta=0.001" in repr(res)
+
+
+def test_a_delta_that_swallows_the_lower_bound_gives_minus_infinity():
+    res = certify([[60, 30, 10]], 0, k=1, sigma=0.5, alpha=0.01, delta=0.9)
+    assert res.radius.tolist() == [-math.inf] and res.p_lower.tolist() == [0.0]
+
+
+@given(count_rows(), st.sampled_from(METHODS), st.sampled_from([1e-12, 1e-7, 1e-4, 0.01, 0.3]))
+@settings(max_examples=max(10, settings.default.max_examples // 5))  # about 0.1 s each
+@example((np.array([9000, 600, 300, 100]), 0, 2), "simuem", 1e-4)
+@example((np.array([10**12 - 5, 5, 0]), 0, 2), "binocp", 1e-12)
+@example((np.array([5, 3, 2]), 1, 3), "ranked", 0.3)
+def test_certify_with_delta_never_exceeds_certify_exact_with_delta(row, method, delta):
+    counts, label, k = row
+    sigma, alpha = 0.25, 0.001
+    got = float(certify(counts, label, k=k, sigma=sigma, alpha=alpha, method=method, delta=delta).radius[0])
+    exact = certify_exact(counts, label, k=k, sigma=sigma, alpha=alpha, method=method, delta=delta)
+    if math.isinf(got) or mpmath.isinf(exact):
+        assert got == float(exact)
+        return
+    slack = mpmath.mpf("1e-49") * abs(exact) + mpmath.mpf("1e-54") * sigma  # the reference rounds down
+    assert mpmath.mpf(got) <= exact + slack, f"certified {got!r} overstates the exact {exact}"
+    assert float(exact - mpmath.mpf(got)) <= REL_TOL * max(abs(float(exact)), 1e-3)
+
+
+@pytest.mark.parametrize("delta", [-1e-9, 1.0, 1.5, math.nan, math.inf, "x", None, True])
+def test_invalid_delta_is_rejected_naming_it(delta):
+    with pytest.raises(ValueError, match=r"delta must be a total-variation distance in \[0, 1\)"):
+        certify([[90, 5, 5]], 0, k=1, sigma=0.5, alpha=0.01, delta=delta)
+    with pytest.raises(ValueError, match=r"delta must be a total-variation distance"):
+        certify_exact([90, 5, 5], 0, k=1, sigma=0.5, alpha=0.01, delta=delta, dps=20)
 
 
 # --------------------------------------------------------------------------------------

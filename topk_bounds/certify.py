@@ -156,6 +156,16 @@ def _check_alpha(alpha) -> float:
     return a
 
 
+def _check_delta(delta) -> float:
+    try:
+        d = float(delta)
+    except (TypeError, ValueError):
+        raise ValueError(f"delta must be a total-variation distance in [0, 1), got {delta!r}") from None
+    if isinstance(delta, bool) or not (math.isfinite(d) and 0.0 <= d < 1.0):
+        raise ValueError(f"delta must be a total-variation distance in [0, 1), got {delta!r}")
+    return d
+
+
 def _check_method(method) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of 'simuem', 'binocp' or 'ranked', got {method!r}")
@@ -178,8 +188,8 @@ class CertifyResult:
         ``1 - p_lower`` computed directly (rounded up); this, not ``1 - p_lower``, is
         what the radius uses, so bounds close to 1 keep full precision.
     labels : ndarray of int, shape (N,)
-    k, sigma, alpha, method
-        The arguments of :func:`certify`.
+    k, sigma, alpha, method, delta
+        The arguments of :func:`certify` (every bound above already includes delta).
     """
 
     radius: np.ndarray
@@ -190,6 +200,7 @@ class CertifyResult:
     sigma: float
     alpha: float
     method: str
+    delta: float
     _counts: np.ndarray = field(repr=False)
     _beta: float = field(repr=False)
     # computed once: a property recomputing radius > 0 made per-row access quadratic
@@ -213,7 +224,7 @@ class CertifyResult:
                 cached = np.repeat(self.p_lower_complement[:, None], self._counts.shape[1], axis=1)
             else:
                 n = self._counts.sum(axis=1, keepdims=True)
-                cached = _upper_float(self._counts, n, self._beta)
+                cached = _widen_upper(_upper_float(self._counts, n, self._beta), self.delta)
             object.__setattr__(self, "_p_upper", cached)
         return cached
 
@@ -225,8 +236,24 @@ class CertifyResult:
         cert = int(self.certified.sum())
         finite = self.radius[self.certified & np.isfinite(self.radius)]
         median = f"{np.median(finite):.4g}" if finite.size else "n/a"
+        delta = f", delta={self.delta:g}" if self.delta else ""
         return (f"CertifyResult(N={n}, k={self.k}, sigma={self.sigma:g}, alpha={self.alpha:g}, "
-                f"method={self.method!r}, certified={cert}/{n}, median certified radius={median})")
+                f"method={self.method!r}{delta}, certified={cert}/{n}, "
+                f"median certified radius={median})")
+
+
+def _widen_upper(upper: np.ndarray, delta: float) -> np.ndarray:
+    """Upper bounds plus delta, rounded up and capped at 1 (unchanged for delta = 0)."""
+    if not delta:
+        return upper
+    return np.minimum(fl.up(upper + delta), 1.0)
+
+
+def _widen_lower(lower: np.ndarray, delta: float) -> np.ndarray:
+    """Lower bounds minus delta, rounded down and floored at 0 (unchanged for delta = 0)."""
+    if not delta:
+        return lower
+    return np.maximum(fl.down(lower - delta), 0.0)
 
 
 def _bounds_covered(method: str, k: int, n_classes: int) -> int:
@@ -315,7 +342,8 @@ def _top_other_counts(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndar
     return top[keep].reshape(n_rows, k)
 
 
-def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str = "simuem") -> CertifyResult:
+def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str = "simuem",
+            delta: float = 0.0) -> CertifyResult:
     """Certify that each input's label stays in the smoothed classifier's top k.
 
     Parameters
@@ -338,15 +366,27 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         ``"ranked"``: the bounds of ``"simuem"`` at level alpha / min(c, k + 1): only the
         label and the k most likely other labels need to be covered (see
         ``docs/theory.md``); never certifies less than ``"simuem"``.
+    delta : float, optional
+        Total-variation slack of the sampler, in [0, 1) (default 0: the samples follow
+        the ideal Gaussian-smoothed distribution exactly). If each noisy sample's
+        predicted label is drawn, independently, from a distribution within total-variation
+        distance ``delta`` of the ideal one (for instance exact discrete noise whose CDF
+        thresholds are stored with finite precision), every event's probability moves by
+        at most ``delta``: the counts bound the sampled probabilities, and the bounds on
+        the ideal ones are widened by delta, the lower bound to ``a - delta`` (rounded down,
+        at least 0), every upper bound to ``b_j + delta`` (rounded up, at most 1) and
+        1 - a to ``(1 - a) + delta`` (rounded up). ``delta = 0`` changes nothing, bit for
+        bit. Works with every method.
 
     Returns
     -------
     CertifyResult
         With probability at least 1 - alpha over the sampling of the counts of one
         input, the label is among the smoothed classifier's top k at every x + delta
-        with ``||delta||_2 < radius`` (Theorem 1 of [1]_). The radii never exceed the
-        exact radii of the (exact) bounds: every float rounding is directed to the safe
-        side.
+        with ``||delta||_2 < radius`` (Theorem 1 of [1]_); with ``delta > 0``, provided the
+        sampler is within total-variation distance ``delta`` of the ideal one per sample.
+        The radii never exceed the exact radii of the (exact) bounds: every float rounding
+        is directed to the safe side.
 
     Notes
     -----
@@ -376,6 +416,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     sigma = _check_sigma(sigma)
     alpha = _check_alpha(alpha)
     method = _check_method(method)
+    delta = _check_delta(delta)
 
     n_rows, n_classes = counts.shape
     rows = np.arange(n_rows)
@@ -389,6 +430,11 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
     q_a = np.minimum(q_a, fl.up(1.0 - a))
     p_lower = np.maximum(a, np.maximum(fl.down(1.0 - q_a), 0.0))
+    if delta:  # the sampler's slack: every bound on the ideal probabilities widens by delta
+        a, p_lower = _widen_lower(a, delta), _widen_lower(p_lower, delta)
+        q_a = _widen_upper(q_a, delta)
+        with np.errstate(invalid="ignore"):
+            z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
 
     if k >= n_classes:
         radius = np.full(n_rows, np.inf)
@@ -398,13 +444,15 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
             n_col = n[:, None]
             b_top = _upper_float(top, n_col, beta)
             # Phi^{-1}(b) from the complement 1 - b = lower(n - x): precise for b near 1
-            z_top = -fl.ndtri_lower(_lower_float(n_col - top, n_col, beta, complement=b_top))
+            complement = _lower_float(n_col - top, n_col, beta, complement=b_top)
+            b_top, complement = _widen_upper(b_top, delta), _widen_lower(complement, delta)
+            z_top = -fl.ndtri_lower(complement)
         else:
             b_top = np.repeat(q_a[:, None], k, axis=1)
             z_top = None
         radius = radius_from_bounds(z_a, q_a, b_top, sigma, z_top=z_top, a=a)
     return CertifyResult(radius=radius, labels=labels, p_lower=p_lower, p_lower_complement=q_a,
-                         k=k, sigma=sigma, alpha=alpha, method=method,
+                         k=k, sigma=sigma, alpha=alpha, method=method, delta=delta,
                          _counts=counts, _beta=beta)
 
 
@@ -420,14 +468,15 @@ def _mp_level(alpha: float, covered: int, dps: int):
 
 
 def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
-                  method: str = "simuem", dps: int = 50):
+                  method: str = "simuem", dps: int = 50, delta: float = 0.0):
     """The radius of one input from its exact bounds, at ``dps`` digits (the reference).
 
     Same arguments as :func:`certify` for a single row, computed with mpmath: the
     Clopper-Pearson bounds at ``dps + 10`` digits, at the level alpha / c (SimuEM) formed
     in mpmath and rounded down, never through a float; then
     :func:`topk_bounds.radius.mp_radius`, rounded down to ``dps`` digits (an integer
-    >= 15). Takes about a second per row; the float radius of :func:`certify` never
+    >= 15). ``delta`` widens the exact bounds as in :func:`certify` (exactly, in
+    mpmath). Takes about a second per row; the float radius of :func:`certify` never
     exceeds it.
 
     Examples
@@ -449,6 +498,7 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     label = int(_check_labels(label, 1, counts.size)[0])
     k, sigma, alpha = _check_k(k), _check_sigma(sigma), _check_alpha(alpha)
     method = _check_method(method)
+    delta = _check_delta(delta)
     if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps < 15:
         raise ValueError(f"dps must be an integer >= 15, got {dps!r}")
     dps = int(dps)
@@ -457,10 +507,13 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     beta = _mp_level(alpha, covered, dps + 10)
     with mpmath.workdps(dps + 10):
         qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
+        slack = mpmath.mpf(delta)  # exact: delta is a float
+        qa = min(qa + slack, mpmath.mpf(1))
         a = 1 - qa
         others = sorted((int(x) for j, x in enumerate(counts) if j != label), reverse=True)
         if method != "binocp":
-            b = [clopper_pearson_upper(x, n, beta, dps=dps + 10) for x in others[:k]]
+            b = [min(clopper_pearson_upper(x, n, beta, dps=dps + 10) + slack, mpmath.mpf(1))
+                 for x in others[:k]]
         else:
             b = [qa] * (c - 1)
     return mp_radius(a, b, k, sigma, dps, p_lower_complement=qa)
