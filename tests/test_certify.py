@@ -250,6 +250,21 @@ def test_non_finite_counts_are_rejected_naming_the_row(bad):
         certify(objects, 0, **_KW)
 
 
+def test_labels_as_integral_floats_are_accepted_and_bad_ones_named():
+    counts = [[90, 5, 5], [5, 90, 5]]
+    as_int = certify(counts, [0, 1], **_KW).radius
+    np.testing.assert_array_equal(certify(counts, np.array([0.0, 1.0]), **_KW).radius, as_int)
+    with pytest.raises(ValueError, match=r"labels must be integers, got labels\[1\] = nan"):
+        certify(counts, [0.0, math.nan], **_KW)
+    with pytest.raises(ValueError, match=r"labels must be integers, got labels\[0\] = 0.5"):
+        certify(counts, [0.5, 1.0], **_KW)
+    with pytest.raises(ValueError, match=r"labels must lie in 0..2, got labels\[1\] = 3.0"):
+        certify(counts, [0.0, 3.0], **_KW)
+    # a long array of strings is not printed whole
+    with pytest.raises(ValueError, match=r"labels must be integers, got an array of dtype <U1$"):
+        certify([[90, 5, 5]] * 20, ["a"] * 20, **_KW)
+
+
 def test_non_integral_counts_are_named_and_integral_floats_are_accepted():
     with pytest.raises(ValueError, match=r"counts\[1, 2\] = 5.5 is not an integer"):
         certify([[1.0, 2.0, 3.0], [1.0, 2.0, 5.5]], 0, **_KW)

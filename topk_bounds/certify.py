@@ -133,9 +133,25 @@ def _check_counts(counts) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_labels(labels, n_rows: int, n_classes: int) -> np.ndarray:
-    arr = np.asarray(labels)
+    try:
+        arr = np.asarray(labels)
+    except (ValueError, OverflowError):
+        raise ValueError("labels must be an int or a 1-D array of ints") from None
+    if arr.dtype.kind == "f":  # integral floats (e.g. from np.loadtxt) are accepted, as for counts
+        flat = arr.reshape(-1)
+        bad = ~np.isfinite(flat) | (flat != np.floor(flat))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = f"labels[{i}]" if arr.ndim else "labels"
+            raise ValueError(f"labels must be integers, got {where} = {float(flat[i])!r}")
+        if flat.size and (flat.min() < 0 or flat.max() >= n_classes):
+            i = int(np.flatnonzero((flat < 0) | (flat >= n_classes))[0])
+            where = f"labels[{i}]" if arr.ndim else "labels"
+            raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {where} = {float(flat[i])!r}")
+        arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
-        raise ValueError(f"labels must be integers, got {labels!r}")
+        shown = repr(labels) if arr.size <= 10 else f"an array of dtype {arr.dtype}"
+        raise ValueError(f"labels must be integers, got {shown}")
     arr = np.broadcast_to(arr, (n_rows,)) if arr.ndim == 0 else arr
     if arr.shape != (n_rows,):
         raise ValueError(f"labels must be an int or have shape ({n_rows},), got shape {arr.shape}")
