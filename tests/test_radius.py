@@ -290,6 +290,8 @@ def test_radius_is_not_positive_when_another_label_may_be_as_likely():
         (dict(p_lower=float("nan")), "p_lower must be a probability"),
         (dict(p_upper=[0.1, -0.2]), r"p_upper must hold probabilities in \[0, 1\], got p_upper\[1\] = -0.2"),
         (dict(p_upper=[[0.1]]), r"p_upper must be a 1-D sequence"),
+        (dict(p_upper=["a"]), r"p_upper must be a 1-D sequence .*got \['a'\]"),
+        (dict(p_upper=[[0.1], [0.2, 0.3]]), r"p_upper must be a 1-D sequence"),
         (dict(k=0), "k must be an integer >= 1, got 0"),
         (dict(k=1.5), "k must be an integer >= 1, got 1.5"),
         (dict(sigma=0.0), "sigma must be a finite number > 0, got 0.0"),

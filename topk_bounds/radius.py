@@ -78,7 +78,11 @@ def _check_probability(name: str, value) -> float:
 
 
 def _check_upper(p_upper) -> np.ndarray:
-    arr = np.asarray(p_upper, dtype=float)
+    try:
+        arr = np.asarray(p_upper, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("p_upper must be a 1-D sequence of the c-1 other labels' upper bounds "
+                         f"(probabilities in [0, 1]), got {p_upper!r:.200}") from None
     if arr.ndim != 1:
         raise ValueError(
             f"p_upper must be a 1-D sequence of the c-1 other labels' upper bounds, got shape {arr.shape}"
