@@ -42,6 +42,8 @@ __all__ = ["near_tie_roots"]
 PANELS = 8
 #: Candidates tried per element (Newton on the proven bound, then backing off).
 _ROUNDS = 6
+#: Relative distance below the bound's root that each Newton step aims for.
+_AIM = 1e-12
 
 U = fl.ULP / 2  # unit roundoff of float64
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitting constant
@@ -176,7 +178,7 @@ def _h_lower(s, log_ratio, za_lo, za_hi, zb_lo, zb_hi):
     return out, np.maximum(slope, 1e-300)
 
 
-def near_tie_roots(a, b_sorted, q_a, ts):
+def near_tie_roots(a, b_sorted, q_a, ts, mask=None):
     """Proven lower bounds on s_t for rows of bounds, -inf where no proof was found.
 
     Parameters
@@ -189,6 +191,8 @@ def near_tie_roots(a, b_sorted, q_a, ts):
         Upper bounds on 1 - a (B_t is the smaller of the partial sum and 1 - a).
     ts : sequence of int
         The t (1-based) to solve for.
+    mask : ndarray of bool (M, len(ts)), optional
+        Which (row, t) to solve; the others are -inf.
 
     Returns
     -------
@@ -211,6 +215,8 @@ def near_tie_roots(a, b_sorted, q_a, ts):
     inv = np.broadcast_to((1.0 / scale)[:, None], shape).ravel()
     out = np.full(hi.size, -np.inf)
     live = hi > 0
+    if mask is not None:
+        live &= np.asarray(mask, dtype=bool).ravel()
     if not live.any():
         return out.reshape(shape)
     idx = np.flatnonzero(live)
@@ -235,11 +241,12 @@ def near_tie_roots(a, b_sorted, q_a, ts):
         h, slope = _h_lower(s[todo], log_ratio[todo], za_lo[todo], za_hi[todo], zb_lo[todo], zb_hi[todo])
         good = h > 0
         proven[todo[good]] = np.maximum(proven[todo[good]], s[todo][good])
-        # Newton on the proven bound (its root lies below s_t), aiming a hair below it
+        # Newton on the proven bound (its root lies below s_t), aiming 1e-12 below that root:
+        # a proven candidate whose step is that small is within 1e-11 of the bound's root
         step = h / slope
         nxt = s[todo] + step
-        nxt = nxt - (4.0 * U * np.abs(nxt) + 1e-300) - np.abs(step) * 0.01
-        done = good & (np.abs(step) <= 1e-13 * np.maximum(np.abs(s[todo]), 1e-300))
+        nxt = nxt - (_AIM * np.abs(nxt) + 1e-300)
+        done = good & (np.abs(step) <= 10 * _AIM * np.maximum(np.abs(s[todo]), 1e-300))
         s[todo] = np.where(done, s[todo], nxt)
         todo = todo[~done]
         if todo.size == 0:

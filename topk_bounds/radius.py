@@ -253,14 +253,19 @@ def radius_from_bounds(z_a, q_a, b_top, sigma: float, z_top=None, a=None) -> np.
         # t = 1: closed form, rounded down; equal enclosure ends give exactly 0
         s = np.where(z_a == z_b[:, 0], 0.0, fl.down(z_a - z_b[:, 0]) * 0.5)
     s = np.where(np.isneginf(z_b[:, 0]), np.inf, s)
+    s_t = s[:, None]
     if k > 1:
-        s = np.maximum(s, _solve_t(z_a, z_b[:, 1:], t[1:]).max(axis=1))
+        s_t = np.concatenate([s_t, _solve_t(z_a, z_b[:, 1:], t[1:])], axis=1)
+        s = s_t.max(axis=1)
     s = np.where(np.isneginf(z_a), -np.inf, s)
     if a is not None:
         # roots near 0: the enclosures of z_a, z_B cost too much relative precision there
         near = np.flatnonzero(np.isfinite(s) & (np.abs(s) < NEAR_TIE_S) & (a > 0))
         if near.size:
-            roots = near_tie_roots(a[near], b[near], q_a[near], range(1, k + 1))
+            # only the t that can attain the maximum: the proof moves a root by ~1e-13
+            sn = s[near, None]
+            reach = (s_t[near] >= sn - 1e-9 * (1.0 + np.abs(sn))) | np.isneginf(s_t[near])
+            roots = near_tie_roots(a[near], b[near], q_a[near], range(1, k + 1), mask=reach)
             s[near] = np.maximum(s[near], roots.max(axis=1))
     with np.errstate(invalid="ignore"):
         radius = np.where(s == 0, 0.0, fl.down(sigma * s))
