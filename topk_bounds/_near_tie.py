@@ -203,10 +203,16 @@ def near_tie_roots(a, b_sorted, q_a, ts, mask=None):
     hi, lo, err = _compensated_partial_sums(b_sorted * scale[:, None])
     cols = np.asarray(ts) - 1
     hi, lo, err = hi[:, cols], lo[:, cols], err[:, cols]
-    q_s = (q_a * scale)[:, None]
-    clip = hi >= q_s
-    hi = np.where(clip, q_s, hi)
-    lo = np.where(clip, 0.0, lo)
+    # B_t is clipped at 1 - a: exactly 1 - a (as hi + lo), or q_a where that is smaller (a
+    # certify bound of the complement); either is >= 1 - (the true p_l), which is all the
+    # proof needs, and the exact 1 - a keeps a tie at the clip (t a = 1 - a) precise
+    c_hi, c_lo = _two_sum(scale, -a_s)
+    q_s = q_a * scale
+    use_q = (q_s < c_hi) | ((q_s == c_hi) & (c_lo > 0))
+    c_hi, c_lo = np.where(use_q, q_s, c_hi)[:, None], np.where(use_q, 0.0, c_lo)[:, None]
+    clip = (hi - c_hi) + (lo - c_lo) >= 0  # either choice is sound; this one is precise
+    hi = np.where(clip, c_hi, hi)
+    lo = np.where(clip, c_lo, lo)
     err = np.where(clip, 0.0, err)
     shape = hi.shape
     a_rep = np.broadcast_to(a[:, None], shape).ravel()
