@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from topk_bounds import topk_radius
 from topk_bounds._lp_oracle import best_margin_over_subsets, margin_bracket, predicted_margin
+from topk_bounds.radius import mp_radius
 from topk_bounds.tightness import classifier_probabilities, worst_case_classifier
 
 CHECK_DPS = 40  # the precision every independent check runs at
@@ -112,20 +113,20 @@ def _gauss_mass(lo, hi):
     return 1 - (mpmath.erfc(-lo / r2) + mpmath.erfc(hi / r2)) / 2
 
 
-def _evaluate(intervals, n_labels, shift):
+def _evaluate(intervals, n_others, shift):
     """Probabilities of every label (index -1: l) under N(shift, 1), at CHECK_DPS digits."""
     with mpmath.workdps(CHECK_DPS):
         s = mpmath.mpf(shift)
-        probs = [mpmath.mpf(0)] * (n_labels + 1)
+        probs = [mpmath.mpf(0)] * (n_others + 1)
         for lab, lo, hi in intervals:
             probs[lab] += _gauss_mass(mpmath.mpf(lo) - s, mpmath.mpf(hi) - s)
         return probs
 
 
-def _check_partition(intervals, n_labels):
+def _check_partition(intervals, n_others):
     assert intervals[0][1] == -math.inf and intervals[-1][2] == math.inf
     for (lab, lo, hi), nxt in zip(intervals, intervals[1:] + [None]):
-        assert -1 <= lab < n_labels
+        assert -1 <= lab < n_others
         assert lo < hi
         if nxt is not None:
             assert nxt[1] == hi, "intervals must be contiguous"
@@ -250,12 +251,63 @@ def test_construction_is_refused_at_and_below_the_radius(case):
 
 @given(violating_bounds())
 @example((0.5, np.array([0.4, 0.3, 0.2]), 2, 1.0, 1))
-@example((0.5, np.array([0.2, 0.1, 0.1]), 2, 1.0, 2))
-def test_construction_is_refused_when_an_assumption_fails(case):
+def test_construction_is_refused_when_the_first_assumption_fails(case):
     a, b, k, sigma, which = case
-    match = "sum of the k largest" if which == 1 else "sum of all"
-    with pytest.raises(ValueError, match=match):
+    assume(which == 1)
+    with pytest.raises(ValueError, match="sum of the k largest"):
         worst_case_classifier(a, b, k, sigma, 10.0)
+
+
+@given(violating_bounds())
+@example((0.5, np.array([0.2, 0.1, 0.1]), 2, 1.0, 2))
+@example((0.7, np.array([0.2, 0.06, 0.04]), 2, 0.5, 2))  # 1 - 3.5e-17 in the floats' exact values
+@example((0.7, np.array([0.2, 0.06, 0.04]), 1, 0.5, 2))
+def test_without_the_second_assumption_l_takes_the_leftover_beyond_the_radius_of_it(case):
+    """a + sum(b) < 1: every consistent classifier gives l at least a' = 1 - sum(b), so no
+    witness exists up to topk_radius(a', ...), and one exists just beyond it."""
+    a, b, k, sigma, which = case
+    assume(which == 2)
+    with mpmath.workprec(1200):
+        a_eff = 1 - mpmath.fsum(mpmath.mpf(float(x)) for x in b)  # exact
+        tight = mp_radius(a_eff, list(b), k, sigma, 50, p_lower_complement=1 - a_eff)
+    assert tight >= topk_radius(a, b, k, sigma, dps=50)
+    if tight >= 0:
+        with pytest.raises(ValueError, match=r"raised to 1 - sum\(p_upper\)"):
+            worst_case_classifier(a, b, k, sigma, tight)
+    with mpmath.workdps(50):
+        radius = float(tight * (1 + mpmath.mpf("1e-4"))) if tight > 0.01 * sigma else max(float(tight), 0) + 1e-6 * sigma
+    _check_witness(a, b, k, sigma, radius, worst_case_classifier(a, b, k, sigma, radius))
+
+
+def test_rounding_never_inverts_a_tiny_interval():
+    """Four labels of about 3e-17 fill a gap of 2e-17 beside l: their intervals are an ulp
+    or two wide, and directed rounding used to invert one, leaving two intervals that
+    overlapped by an ulp (which classifier_probabilities rejects)."""
+    a, x, k, sigma = 0.4252015722283552, 0.03831989518477632, 15, 1000.0
+    b = np.array([x] * 15 + [2.5840153435823848e-17, 3.332644147653398e-17,
+                             3.2870983074886835e-17, 2.7393694429929522e-17])
+    radius = 1.0001 * topk_radius(a, b, k, sigma)
+    intervals = worst_case_classifier(a, b, k, sigma, radius)
+    classifier_probabilities(intervals, 0.0, n_others=b.size)  # contiguous: accepted
+    _check_witness(a, b, k, sigma, radius, intervals)
+
+
+def test_witness_at_radius_zero_when_the_radius_is_negative():
+    """At s = 0 every window is worth its own mass, so a reduced bound could move it between
+    the two passes and the rounding slack of the first no longer covered the second."""
+    a, b, k, sigma = 0.223708343902008, np.array([0.2587638853659973, 0.25876388536599737,
+                                                  0.2587638853659973]), 3, 1.0
+    assert topk_radius(a, b, k, sigma) < 0  # R_l = -0.056
+    _check_witness(a, b, k, sigma, 0.0, worst_case_classifier(a, b, k, sigma, 0.0))
+
+
+def test_classifier_probabilities_still_accepts_the_deprecated_n_labels():
+    clf = [(-1, -math.inf, 0.0), (0, 0.0, 1.0), (1, 1.0, math.inf)]
+    with pytest.warns(DeprecationWarning, match="n_others"):
+        old = classifier_probabilities(clf, 0.5, n_labels=3)
+    np.testing.assert_array_equal(old, classifier_probabilities(clf, 0.5, n_others=3))
+    with pytest.raises(ValueError, match="not both"):
+        classifier_probabilities(clf, 0.5, n_others=3, n_labels=3)
 
 
 @pytest.mark.parametrize(
@@ -287,8 +339,8 @@ def test_classifier_probabilities_agree_with_an_independent_40_digit_evaluation(
     intervals = worst_case_classifier(a, b, k, sigma, radius)
     n = len(b)
     reference = _evaluate(intervals, n, shift)
-    fast = classifier_probabilities(intervals, shift, n_labels=n)
-    slow = classifier_probabilities(intervals, shift, n_labels=n, dps=CHECK_DPS)
+    fast = classifier_probabilities(intervals, shift, n_others=n)
+    slow = classifier_probabilities(intervals, shift, n_others=n, dps=CHECK_DPS)
     assert fast.shape == (n + 1,)
     with mpmath.workdps(CHECK_DPS):
         assert abs(mpmath.fsum(slow) - 1) < mpmath.mpf("1e-35")
@@ -314,6 +366,13 @@ def test_classifier_probabilities_agree_with_an_independent_40_digit_evaluation(
 def test_classifier_probabilities_rejects_malformed_intervals(intervals, message):
     with pytest.raises(ValueError, match=message):
         classifier_probabilities(intervals, 0.0)
+
+
+@pytest.mark.parametrize("shift", [math.nan, math.inf, "x", None])
+def test_classifier_probabilities_rejects_a_shift_that_is_not_finite(shift):
+    # a NaN shift used to return NaN probabilities
+    with pytest.raises(ValueError, match="shift must be a finite number"):
+        classifier_probabilities([(-1, -math.inf, 0.0), (0, 0.0, math.inf)], shift)
 
 
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ scipy function            measured max error           bound assumed here
 ``log_ndtr(x)``, x <= 0   < 3 ulp relative             ``LOG_NDTR_RTOL`` = 32 ulp
 ``log_ndtr(x)``, x > 0    < 1 ulp * (1 + x**2)         ``LOG_NDTR_RTOL * (1 + x**2)``
 ========================  ===========================  ==================================
+
+:func:`mills_upper` / :func:`mills_lower` bound phi / Phi from these and ``exp`` (within an
+ulp); ``tests/test_radius.py`` checks them against mpmath on [-40, 40].
 """
 
 from __future__ import annotations
@@ -94,19 +97,28 @@ def log_ndtr_upper(x):
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
-def _npdf_and_rtol(z):
-    z = np.asarray(z, dtype=float)
-    # z*z and the sum in the exponent carry (z**2 / 2 + 1) ulp absolute; exp one more
-    return np.exp(-0.5 * z * z - _LOG_SQRT_2PI), (z * z + 8.0) * ULP
+def mills_upper(x):
+    """An upper bound on lambda(x) = phi(x) / Phi(x) at the float x (0 at +inf).
+
+    lambda = exp(log phi - log Phi): -x**2 / 2 - log sqrt(2 pi) carries (x**2 / 2 + 1) * 3
+    ulp absolute, log Phi the bound of :func:`log_ndtr_lower`, the subtraction one ulp of
+    the result and exp one ulp relative.
+    """
+    x = np.asarray(x, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_phi = -0.5 * x * x - _LOG_SQRT_2PI
+        err = (0.5 * x * x + 1.0) * 3.0 * ULP
+        e = log_phi - log_ndtr_lower(x)
+        e = up(e + err + np.abs(e) * ULP)
+        return up(np.exp(e) * (1.0 + 2.0 * ULP))
 
 
-def npdf_upper(z):
-    """An upper bound on the standard normal density at the float z."""
-    v, r = _npdf_and_rtol(z)
-    return up(v * (1.0 + r))
-
-
-def npdf_lower(z):
-    """A lower bound on the standard normal density at the float z."""
-    v, r = _npdf_and_rtol(z)
-    return np.maximum(down(v * (1.0 - r)), 0.0)
+def mills_lower(x):
+    """A lower bound on lambda(x) = phi(x) / Phi(x) at the float x (see :func:`mills_upper`)."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        log_phi = -0.5 * x * x - _LOG_SQRT_2PI
+        err = (0.5 * x * x + 1.0) * 3.0 * ULP
+        e = log_phi - log_ndtr_upper(x)
+        e = down(e - err - np.abs(e) * ULP)
+        return np.maximum(down(np.exp(e) * (1.0 - 2.0 * ULP)), 0.0)

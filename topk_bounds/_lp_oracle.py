@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import mpmath
 import numpy as np
-from scipy import optimize, sparse, special
+from scipy import special
 
 from .radius import mp_ndtri
 
@@ -113,6 +113,8 @@ def best_margin_over_subsets(p_lower, p_upper, k, shift, *, cells=1500, half_wid
 
 def _common_rows(a, b, n_lab, n_cells, m0, n_var):
     """Rows shared by both LPs over variables f[i, j] (cell i, label j; l is j = n_lab - 1)."""
+    from scipy import sparse  # imported on first use: scipy.sparse/optimize take ~0.2 s
+
     idx = np.arange(n_cells * n_lab).reshape(n_cells, n_lab)
     # each cell's soft labels sum to 1
     eq = sparse.csr_matrix(
@@ -135,6 +137,8 @@ def _common_rows(a, b, n_lab, n_cells, m0, n_var):
 
 
 def _restriction(a, b, labels, m0, m1) -> float:
+    from scipy import optimize, sparse
+
     n_cells, n_lab = m0.size, b.size + 1
     n_var = n_cells * n_lab + 1
     idx, eq, ub, rhs = _common_rows(a, b, n_lab, n_cells, m0, n_var)
@@ -178,6 +182,8 @@ def _repaired_margin(f, a, b, labels, m0, m1) -> float:
 
 
 def _relaxation(a, b, labels, s, edges, m0, m1) -> float:
+    from scipy import optimize, sparse
+
     n_cells, n_lab = m0.size, b.size + 1
     n_f = n_cells * n_lab
     n_var = 2 * n_f + 1  # f, y, m

@@ -8,13 +8,18 @@ Everything is vectorized over inputs: no Python loop runs per example.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from . import _float as fl
+from ._cp_float import boost_rtol_g
 from .bounds import _lower_float, _upper_float
+from .limits import LEVEL_MIN, N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
 __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResult"]
@@ -22,35 +27,131 @@ __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResul
 METHODS = ("simuem", "binocp", "ranked")
 
 
-def _check_counts(counts) -> np.ndarray:
+def _where(shape, flat_index: int) -> str:
+    """``counts[i, j]`` (or ``counts[j]`` for 1-D input) for a flat index into ``shape``."""
+    return "counts[" + ", ".join(str(int(i)) for i in np.unravel_index(flat_index, shape)) + "]"
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask.ravel())[0])
+
+
+def _object_counts(arr: np.ndarray) -> np.ndarray:
+    """An object array (Python ints too large for int64, mixed types) checked element by
+    element and converted to int64; every value is compared before any is converted."""
+    out = np.empty(arr.shape, dtype=np.int64)
+    flat = out.reshape(-1)
+    for idx, value in enumerate(arr.reshape(-1)):
+        where = _where(arr.shape, idx)
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise ValueError(f"counts must hold integers, got {where} = {value!r}")
+        if not isinstance(value, numbers.Integral):
+            f = float(value)
+            if not math.isfinite(f):
+                raise ValueError(f"counts must be finite, got {where} = {f!r} (row {_row(arr, idx)})")
+            if f != math.floor(f):
+                raise ValueError(f"{where} = {f!r} is not an integer (counts must hold integers)")
+            value = int(f)
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"counts must be non-negative, got {where} = {value}")
+        if value > N_MAX:
+            raise ValueError(_too_large(where, value))
+        flat[idx] = value
+    return out
+
+
+def _row(arr: np.ndarray, flat_index: int) -> int:
+    return int(np.unravel_index(flat_index, arr.shape)[0]) if arr.ndim == 2 else 0
+
+
+def _too_large(where: str, value) -> str:
+    return (f"{where} = {value} exceeds limits.N_MAX = {N_MAX:,}, the largest number of "
+            "samples supported (the bounds are validated up to it)")
+
+
+def _check_counts(counts) -> tuple[np.ndarray, np.ndarray]:
+    """Validated counts as an (N, c) int64 array, and their row totals n (int64).
+
+    Every count and every row total is compared with ``limits.N_MAX`` before any
+    arithmetic that could wrap (int64 sums, uint64 casts, float conversions).
+    """
     try:
         arr = np.asarray(counts)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError("counts must be a rectangular integer array (every row the same length)") from None
-    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"counts must be an integer array, got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
         raise ValueError(f"counts must have shape (c,) or (N, c), got shape {arr.shape}")
-    arr = np.atleast_2d(arr).astype(np.int64, copy=False)
-    if arr.shape[1] < 2:
+    kind = arr.dtype.kind
+    if kind == "O":
+        checked = _object_counts(arr)
+    elif kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = _first(bad)
+            raise ValueError(f"counts must be finite, got {_where(arr.shape, i)} = "
+                             f"{float(arr.flat[i])!r} (row {_row(arr, i)})")
+        bad = arr != np.floor(arr)
+        if bad.any():
+            i = _first(bad)
+            raise ValueError(f"{_where(arr.shape, i)} = {float(arr.flat[i])!r} is not an integer "
+                             "(counts must hold integers)")
+        checked = arr
+    elif kind in "iu":
+        checked = arr
+    else:
+        raise ValueError(f"counts must hold integers, got dtype {arr.dtype}")
+    # reductions first (no temporary masks of the whole array); masks only to name a culprit
+    if kind != "u" and checked.size and checked.min() < 0:
+        i = _first(checked < 0)
+        value = checked.flat[i]
+        value = int(value) if kind != "f" else float(value)
+        raise ValueError(f"counts must be non-negative, got {_where(arr.shape, i)} = {value!r}")
+    if checked.size and checked.max() > N_MAX:
+        i = _first(checked > N_MAX)
+        value = checked.flat[i]
+        raise ValueError(_too_large(_where(arr.shape, i), int(value) if kind != "f" else float(value)))
+    checked = np.atleast_2d(checked).astype(np.int64, copy=False)
+    if checked.shape[1] < 2:
         raise ValueError(f"counts must hold at least 2 labels per row, got shape {arr.shape}")
-    if arr.shape[0] == 0:
+    if checked.shape[0] == 0:
         raise ValueError("counts must hold at least one row, got shape (0, c)")
-    if np.any(arr < 0):
-        i, j = np.argwhere(arr < 0)[0]
-        raise ValueError(f"counts must be non-negative, got counts[{i}, {j}] = {arr[i, j]}")
-    n = arr.sum(axis=1)
+    if checked.shape[1] * N_MAX >= 2**63:  # only then could an int64 row sum wrap
+        rough = checked.sum(axis=1, dtype=np.float64)
+        if np.any(rough > 2.0 * N_MAX):
+            i = int(np.flatnonzero(rough > 2.0 * N_MAX)[0])
+            raise ValueError(f"row {i} of counts sums to n = {rough[i]:.6g}, above limits.N_MAX = "
+                             f"{N_MAX:,}, the largest number of samples supported")
+    n = checked.sum(axis=1)
+    if np.any(n > N_MAX):
+        i = int(np.flatnonzero(n > N_MAX)[0])
+        raise ValueError(f"row {i} of counts sums to n = {int(n[i]):,}, above limits.N_MAX = "
+                         f"{N_MAX:,}, the largest number of samples supported")
     if np.any(n == 0):
         raise ValueError(f"every row of counts needs n > 0 samples, row {int(np.argmin(n))} sums to 0")
-    return arr
+    return checked, n
 
 
 def _check_labels(labels, n_rows: int, n_classes: int) -> np.ndarray:
-    arr = np.asarray(labels)
+    try:
+        arr = np.asarray(labels)
+    except (ValueError, OverflowError):
+        raise ValueError("labels must be an int or a 1-D array of ints") from None
+    if arr.dtype.kind == "f":  # integral floats (e.g. from np.loadtxt) are accepted, as for counts
+        flat = arr.reshape(-1)
+        bad = ~np.isfinite(flat) | (flat != np.floor(flat))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = f"labels[{i}]" if arr.ndim else "labels"
+            raise ValueError(f"labels must be integers, got {where} = {float(flat[i])!r}")
+        if flat.size and (flat.min() < 0 or flat.max() >= n_classes):
+            i = int(np.flatnonzero((flat < 0) | (flat >= n_classes))[0])
+            where = f"labels[{i}]" if arr.ndim else "labels"
+            raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {where} = {float(flat[i])!r}")
+        arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
-        raise ValueError(f"labels must be integers, got {labels!r}")
+        shown = repr(labels) if arr.size <= 10 else f"an array of dtype {arr.dtype}"
+        raise ValueError(f"labels must be integers, got {shown}")
     arr = np.broadcast_to(arr, (n_rows,)) if arr.ndim == 0 else arr
     if arr.shape != (n_rows,):
         raise ValueError(f"labels must be an int or have shape ({n_rows},), got shape {arr.shape}")
@@ -69,6 +170,16 @@ def _check_alpha(alpha) -> float:
     if not 0.0 < a < 1.0:
         raise ValueError(f"alpha must be a probability in (0, 1), got {alpha!r}")
     return a
+
+
+def _check_delta(delta) -> float:
+    try:
+        d = float(delta)
+    except (TypeError, ValueError):
+        raise ValueError(f"delta must be a total-variation distance in [0, 1), got {delta!r}") from None
+    if isinstance(delta, bool) or not (math.isfinite(d) and 0.0 <= d < 1.0):
+        raise ValueError(f"delta must be a total-variation distance in [0, 1), got {delta!r}")
+    return d
 
 
 def _check_method(method) -> str:
@@ -93,8 +204,8 @@ class CertifyResult:
         ``1 - p_lower`` computed directly (rounded up); this, not ``1 - p_lower``, is
         what the radius uses, so bounds close to 1 keep full precision.
     labels : ndarray of int, shape (N,)
-    k, sigma, alpha, method
-        The arguments of :func:`certify`.
+    k, sigma, alpha, method, delta
+        The arguments of :func:`certify` (every bound above already includes delta).
     """
 
     radius: np.ndarray
@@ -105,12 +216,14 @@ class CertifyResult:
     sigma: float
     alpha: float
     method: str
+    delta: float
     _counts: np.ndarray = field(repr=False)
     _beta: float = field(repr=False)
+    # computed once: a property recomputing radius > 0 made per-row access quadratic
+    certified: np.ndarray = field(init=False, repr=False)
 
-    @property
-    def certified(self) -> np.ndarray:
-        return self.radius > 0
+    def __post_init__(self):
+        object.__setattr__(self, "certified", self.radius > 0)
 
     @property
     def p_upper(self) -> np.ndarray:
@@ -127,7 +240,7 @@ class CertifyResult:
                 cached = np.repeat(self.p_lower_complement[:, None], self._counts.shape[1], axis=1)
             else:
                 n = self._counts.sum(axis=1, keepdims=True)
-                cached = _upper_float(self._counts, n, self._beta)
+                cached = _widen_upper(_upper_float(self._counts, n, self._beta), self.delta)
             object.__setattr__(self, "_p_upper", cached)
         return cached
 
@@ -139,8 +252,24 @@ class CertifyResult:
         cert = int(self.certified.sum())
         finite = self.radius[self.certified & np.isfinite(self.radius)]
         median = f"{np.median(finite):.4g}" if finite.size else "n/a"
+        delta = f", delta={self.delta:g}" if self.delta else ""
         return (f"CertifyResult(N={n}, k={self.k}, sigma={self.sigma:g}, alpha={self.alpha:g}, "
-                f"method={self.method!r}, certified={cert}/{n}, median certified radius={median})")
+                f"method={self.method!r}{delta}, certified={cert}/{n}, "
+                f"median certified radius={median})")
+
+
+def _widen_upper(upper: np.ndarray, delta: float) -> np.ndarray:
+    """Upper bounds plus delta, rounded up and capped at 1 (unchanged for delta = 0)."""
+    if not delta:
+        return upper
+    return np.minimum(fl.up(upper + delta), 1.0)
+
+
+def _widen_lower(lower: np.ndarray, delta: float) -> np.ndarray:
+    """Lower bounds minus delta, rounded down and floored at 0 (unchanged for delta = 0)."""
+    if not delta:
+        return lower
+    return np.maximum(fl.down(lower - delta), 0.0)
 
 
 def _bounds_covered(method: str, k: int, n_classes: int) -> int:
@@ -159,15 +288,68 @@ def _bounds_covered(method: str, k: int, n_classes: int) -> int:
     return 1
 
 
+def _check_level(alpha: float, method: str, k: int, n_classes: int) -> tuple[float, int]:
+    """The level of each bound, alpha / (bounds covered), rounded down; and that number.
+
+    Rejects levels below ``limits.LEVEL_MIN``, where the float bounds stop being safe.
+    """
+    covered = _bounds_covered(method, k, n_classes)
+    level = alpha / covered
+    if not level >= LEVEL_MIN:
+        share = {"simuem": f"c = {covered}", "ranked": f"min(c, k + 1) = {covered}",
+                 "binocp": "1"}[method]
+        raise ValueError(
+            f"alpha ({alpha!r}) split among {share} bounds gives a level of {level:.3g} per "
+            f"bound, below limits.LEVEL_MIN = {LEVEL_MIN:g}, the smallest supported; "
+            f"alpha must be >= {covered * LEVEL_MIN:.3g} here"
+        )
+    return float(fl.down(level)), covered
+
+
+#: Rows at least this wide use the chunked key selection of :func:`_top_values`.
+_WIDE = 256
+#: Elements per chunk of that selection (2 MiB of int64: stays in cache).
+_CHUNK_ELEMENTS = 2**18
+
+
+def _top_values(counts: np.ndarray, m: int) -> np.ndarray:
+    """The m largest values of each row, ascending (exact, ties kept), shape (N, m).
+
+    Wide rows are selected in chunks that stay in cache, on distinct int64 keys
+    count * c + column: np.partition degrades on the many equal small counts of wide
+    rows (4 us per row at c = 1000 on the benchmark's counts, against 1.2 us here), and
+    partitioning a fresh copy of the whole array costs a page fault per 4 KiB. The keys
+    order as the counts do, so the values are those of a partition of the counts.
+    """
+    n_rows, n_classes = counts.shape
+    kth = n_classes - m
+    if n_classes < _WIDE or n_classes * (N_MAX + 1) >= 2**63:
+        return np.sort(np.partition(counts, kth, axis=1)[:, kth:], axis=1)
+    chunk = max(1, _CHUNK_ELEMENTS // n_classes)
+    out = np.empty((n_rows, m), dtype=np.int64)
+    buf = np.empty((min(chunk, n_rows), n_classes), dtype=np.int64)
+    cols = np.arange(n_classes, dtype=np.int64)
+    for start in range(0, n_rows, chunk):
+        stop = min(start + chunk, n_rows)
+        keys = buf[: stop - start]
+        np.multiply(counts[start:stop], n_classes, out=keys)
+        keys += cols
+        keys.partition(kth, axis=1)
+        out[start:stop] = keys[:, kth:]
+    out //= n_classes
+    out.sort(axis=1)
+    return out
+
+
 def _top_other_counts(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """The k largest counts of each row, leaving out (one occurrence of) the label's count.
 
-    One partition finds the k + 1 largest values; dropping the label's value if it is
-    among them (else the smallest) leaves the k largest of the others. Only values
-    matter, so ties need no care.
+    The k + 1 largest values are selected; dropping the label's value if it is among them
+    (else the smallest) leaves the k largest of the others. Only values matter, so ties
+    need no care.
     """
-    n_rows, n_classes = counts.shape
-    top = np.sort(np.partition(counts, n_classes - k - 1, axis=1)[:, n_classes - k - 1:], axis=1)
+    n_rows = counts.shape[0]
+    top = _top_values(counts, k + 1)
     own = counts[np.arange(n_rows), labels][:, None]
     hit = top == own
     drop = np.where(hit.any(axis=1), hit.argmax(axis=1), 0)
@@ -176,7 +358,8 @@ def _top_other_counts(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndar
     return top[keep].reshape(n_rows, k)
 
 
-def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str = "simuem") -> CertifyResult:
+def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str = "simuem",
+            delta: float = 0.0) -> CertifyResult:
     """Certify that each input's label stays in the smoothed classifier's top k.
 
     Parameters
@@ -199,15 +382,27 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         ``"ranked"``: the bounds of ``"simuem"`` at level alpha / min(c, k + 1): only the
         label and the k most likely other labels need to be covered (see
         ``docs/theory.md``); never certifies less than ``"simuem"``.
+    delta : float, optional
+        Total-variation slack of the sampler, in [0, 1) (default 0: the samples follow
+        the ideal Gaussian-smoothed distribution exactly). If each noisy sample's
+        predicted label is drawn, independently, from a distribution within total-variation
+        distance ``delta`` of the ideal one (for instance exact discrete noise whose CDF
+        thresholds are stored with finite precision), every event's probability moves by
+        at most ``delta``: the counts bound the sampled probabilities, and the bounds on
+        the ideal ones are widened by delta, the lower bound to ``a - delta`` (rounded down,
+        at least 0), every upper bound to ``b_j + delta`` (rounded up, at most 1) and
+        1 - a to ``(1 - a) + delta`` (rounded up). ``delta = 0`` changes nothing, bit for
+        bit. Works with every method.
 
     Returns
     -------
     CertifyResult
         With probability at least 1 - alpha over the sampling of the counts of one
         input, the label is among the smoothed classifier's top k at every x + delta
-        with ``||delta||_2 < radius`` (Theorem 1 of [1]_). The radii never exceed the
-        exact radii of the (exact) bounds: every float rounding is directed to the safe
-        side.
+        with ``||delta||_2 < radius`` (Theorem 1 of [1]_); with ``delta > 0``, provided the
+        sampler is within total-variation distance ``delta`` of the ideal one per sample.
+        The radii never exceed the exact radii of the (exact) bounds: every float rounding
+        is directed to the safe side.
 
     Notes
     -----
@@ -231,18 +426,18 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     >>> certify(counts, [0, 1], k=1, sigma=0.5, alpha=0.001).certified.tolist()
     [True, False]
     """
-    counts = _check_counts(counts)
+    counts, n = _check_counts(counts)
     labels = _check_labels(labels, counts.shape[0], counts.shape[1])
     k = _check_k(k)
     sigma = _check_sigma(sigma)
     alpha = _check_alpha(alpha)
     method = _check_method(method)
+    delta = _check_delta(delta)
 
     n_rows, n_classes = counts.shape
     rows = np.arange(n_rows)
-    n = counts.sum(axis=1)
     # the level of each bound, rounded down so it never exceeds alpha / (bounds covered)
-    beta = float(fl.down(alpha / _bounds_covered(method, k, n_classes)))
+    beta, _ = _check_level(alpha, method, k, n_classes)
     n_l = counts[rows, labels]
     q_a = _upper_float(n - n_l, n, beta)  # 1 - lower(n_l) = upper(n - n_l): rounded up
     a = _lower_float(n_l, n, beta, complement=q_a)  # rounded down
@@ -251,6 +446,11 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
     q_a = np.minimum(q_a, fl.up(1.0 - a))
     p_lower = np.maximum(a, np.maximum(fl.down(1.0 - q_a), 0.0))
+    if delta:  # the sampler's slack: every bound on the ideal probabilities widens by delta
+        a, p_lower = _widen_lower(a, delta), _widen_lower(p_lower, delta)
+        q_a = _widen_upper(q_a, delta)
+        with np.errstate(invalid="ignore"):
+            z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
 
     if k >= n_classes:
         radius = np.full(n_rows, np.inf)
@@ -260,24 +460,40 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
             n_col = n[:, None]
             b_top = _upper_float(top, n_col, beta)
             # Phi^{-1}(b) from the complement 1 - b = lower(n - x): precise for b near 1
-            z_top = -fl.ndtri_lower(_lower_float(n_col - top, n_col, beta, complement=b_top))
+            complement = _lower_float(n_col - top, n_col, beta, complement=b_top)
+            b_top, complement = _widen_upper(b_top, delta), _widen_lower(complement, delta)
+            z_top = -fl.ndtri_lower(complement)
         else:
             b_top = np.repeat(q_a[:, None], k, axis=1)
             z_top = None
         radius = radius_from_bounds(z_a, q_a, b_top, sigma, z_top=z_top, a=a)
     return CertifyResult(radius=radius, labels=labels, p_lower=p_lower, p_lower_complement=q_a,
-                         k=k, sigma=sigma, alpha=alpha, method=method,
+                         k=k, sigma=sigma, alpha=alpha, method=method, delta=delta,
                          _counts=counts, _beta=beta)
 
 
+def _mp_level(alpha: float, covered: int, dps: int):
+    """alpha / covered as an mpf, rounded down at ``dps + 10`` digits (exact when covered
+    is a power of two): never rounded to a float, never above the exact quotient."""
+    import mpmath
+
+    prec = mpmath.libmp.dps_to_prec(dps + 10)
+    with mpmath.workprec(prec):
+        return mpmath.mpf(mpmath.libmp.mpf_div(mpmath.mpf(alpha)._mpf_, mpmath.mpf(covered)._mpf_,
+                                               prec, mpmath.libmp.round_floor))
+
+
 def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
-                  method: str = "simuem", dps: int = 50):
+                  method: str = "simuem", dps: int = 50, delta: float = 0.0):
     """The radius of one input from its exact bounds, at ``dps`` digits (the reference).
 
     Same arguments as :func:`certify` for a single row, computed with mpmath: the
-    Clopper-Pearson bounds at ``dps + 10`` digits (exact level alpha / c for SimuEM),
-    then :func:`topk_bounds.radius.mp_radius`. Takes about a second per row; the float
-    radius of :func:`certify` never exceeds it.
+    Clopper-Pearson bounds at ``dps + 10`` digits, at the level alpha / c (SimuEM) formed
+    in mpmath and rounded down, never through a float; then
+    :func:`topk_bounds.radius.mp_radius`, rounded down to ``dps`` digits (an integer
+    >= 15). ``delta`` widens the exact bounds as in :func:`certify` (exactly, in
+    mpmath). Takes about a second per row; the float radius of :func:`certify` never
+    exceeds it.
 
     Examples
     --------
@@ -291,21 +507,29 @@ def certify_exact(counts, label: int, *, k: int, sigma: float, alpha: float,
     from .bounds import clopper_pearson_lower_complement, clopper_pearson_upper
     from .radius import mp_radius
 
-    counts = _check_counts(counts)
+    counts, _ = _check_counts(counts)
     if counts.shape[0] != 1:
         raise ValueError(f"counts must be a single row of shape (c,), got shape {counts.shape}")
     counts = counts[0]
     label = int(_check_labels(label, 1, counts.size)[0])
     k, sigma, alpha = _check_k(k), _check_sigma(sigma), _check_alpha(alpha)
     method = _check_method(method)
+    delta = _check_delta(delta)
+    if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps < 15:
+        raise ValueError(f"dps must be an integer >= 15, got {dps!r}")
+    dps = int(dps)
     n, c = int(counts.sum()), counts.size
+    _, covered = _check_level(alpha, method, k, c)
+    beta = _mp_level(alpha, covered, dps + 10)
     with mpmath.workdps(dps + 10):
-        beta = mpmath.mpf(alpha) / _bounds_covered(method, k, c)
         qa = clopper_pearson_lower_complement(int(counts[label]), n, beta, dps=dps + 10)
+        slack = mpmath.mpf(delta)  # exact: delta is a float
+        qa = min(qa + slack, mpmath.mpf(1))
         a = 1 - qa
         others = sorted((int(x) for j, x in enumerate(counts) if j != label), reverse=True)
         if method != "binocp":
-            b = [clopper_pearson_upper(x, n, beta, dps=dps + 10) for x in others[:k]]
+            b = [min(clopper_pearson_upper(x, n, beta, dps=dps + 10) + slack, mpmath.mpf(1))
+                 for x in others[:k]]
         else:
             b = [qa] * (c - 1)
     return mp_radius(a, b, k, sigma, dps, p_lower_complement=qa)
@@ -326,9 +550,15 @@ class PredictResult:
     abstained : ndarray of bool, shape (N,)
         True where the k-th and (k+1)-th counts could not be told apart.
     pvalue : ndarray of float, shape (N,)
-        One-sided binomial p-value of the k-th count against the (k+1)-th.
+        One-sided binomial p-value of the k-th count against the (k+1)-th,
+        P(Bin(n_(k) + n_(k+1), 1/2) >= n_(k)); 1 where both counts are 0.
     level : float
-        The level each p-value was compared with.
+        The level each p-value is compared with: alpha / (k (c - k)), rounded down. A row
+        answers only where its p-value, enlarged by its rounding error bound, is at most
+        ``level``; the k (c - k) in the denominator is the union bound of the guarantee
+        (see :func:`predict`).
+    k, alpha
+        The arguments of :func:`predict`.
     """
 
     labels: np.ndarray
@@ -345,8 +575,43 @@ class PredictResult:
 
 
 def predict_level(alpha: float, k: int, n_classes: int) -> float:
-    """The one-sided level that makes :func:`predict` wrong with probability <= alpha."""
-    return alpha / (k * (n_classes - k))
+    """The one-sided level that makes :func:`predict` wrong with probability <= alpha.
+
+    alpha / (k (c - k)), rounded down (the largest float not above it); rejected below
+    ``limits.LEVEL_MIN``.
+    """
+    pairs = k * (n_classes - k)
+    level = alpha / pairs
+    if not level >= LEVEL_MIN:
+        raise ValueError(
+            f"alpha ({alpha!r}) split among k (c - k) = {pairs} pairs gives a level of "
+            f"{level:.3g}, below limits.LEVEL_MIN = {LEVEL_MIN:g}, the smallest supported; "
+            f"alpha must be >= {pairs * LEVEL_MIN:.3g} here"
+        )
+    if Fraction(level) * pairs > Fraction(alpha):  # rounded up: take the float below
+        level = float(fl.down(level))
+    return level
+
+
+def _boundary_test(counts: np.ndarray, k: int):
+    """The k labels with the largest counts, the p-value of the boundary pair, and an
+    upper bound on that p-value's exact value (for the decision)."""
+    # stable descending order: larger count first, ties by the smaller label
+    order = np.argsort(-counts, axis=1, kind="stable")
+    top = order[:, :k]
+    pair = np.take_along_axis(counts, order[:, k - 1:k + 1], axis=1)
+    nk, nk1 = pair[:, 0], pair[:, 1]
+    m = nk + nk1
+    pos = m > 0  # then nk >= 1, since nk >= nk1
+    pvalue = np.ones(nk.shape)
+    upper = np.ones(nk.shape)
+    if pos.any():
+        x = nk[pos].astype(float)
+        # P(Bin(m, 1/2) >= x) = I_{1/2}(x, m - x + 1), regularized incomplete beta
+        pv = special.betainc(x, m[pos] - x + 1.0, 0.5)
+        pvalue[pos] = pv
+        upper[pos] = fl.up(pv * (1.0 + boost_rtol_g(x)))
+    return top, pvalue, upper
 
 
 def predict(counts, *, k: int, alpha: float) -> PredictResult:
@@ -365,26 +630,34 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     -------
     PredictResult
         For each input, with probability at least 1 - alpha over the sampling, either
-        it abstains or ``set(labels[i])`` is exactly the top-k set of the smoothed
-        classifier (the labels with the k largest probabilities; when probabilities
-        tie at the boundary there is no unique such set, and any non-abstained answer
-        counts as wrong).
+        it abstains or ``set(labels[i])`` is a top-k set of the smoothed classifier: a
+        set S of k labels with min_{i in S} p_i >= max_{j not in S} p_j. Where the
+        probabilities tie at the boundary several sets qualify, and each of them is a
+        correct answer.
 
     Notes
     -----
     The k-th largest count n_(k) is compared with the (k+1)-th, n_(k+1), by a
-    one-sided binomial test conditional on their sum m: p = P(Bin(m, 1/2) >= n_(k)).
-    It answers when p <= alpha / (k (c - k)).
+    one-sided binomial test conditional on their sum m: pi = P(Bin(m, 1/2) >= n_(k)).
+    It answers when pi <= alpha / (k (c - k)) (``PredictResult.level``), with pi's
+    float rounding bounded on the safe side.
 
-    Why this level: if the answer S is wrong, some i in S and j outside S have
-    p_i <= p_j while n_i >= n_(k) and n_j <= n_(k+1). The one-sided p-value of the pair
-    (n_i, n_j) is then at most that of (n_(k), n_(k+1)) (it decreases when the first
-    count grows and when the second shrinks), and, conditional on n_i + n_j, it is
-    super-uniform because p_i / (p_i + p_j) <= 1/2. A union bound over the k (c - k)
-    pairs (i outside the true top-k, j inside it) bounds the error by alpha. For k = 1
-    Hung and Fithian (2019) prove that the single pair needs no correction; their
-    argument does not cover sets, and this function uses the same provable level for
-    every k. ``tests/test_certify.py`` measures the error rate by simulation.
+    Proof of the guarantee. Fix one top-k set T (ties broken arbitrarily). If the
+    answer S is not a top-k set, then S != T, so some i in S \\ T and j in T \\ S exist,
+    and p_i <= max_{l not in T} p_l <= min_{l in T} p_l <= p_j. Since S holds the k
+    largest counts, n_i >= n_(k) and n_j <= n_(k+1). The p-value pi(x, y) =
+    P(Bin(x + y, 1/2) >= x) decreases in x and increases in y, so pi(n_i, n_j) <=
+    pi(n_(k), n_(k+1)) <= level. Conditional on n_i + n_j = m > 0, n_i ~ Bin(m, theta)
+    with theta = p_i / (p_i + p_j) <= 1/2, so pi(n_i, n_j) is super-uniform:
+    P(pi(n_i, n_j) <= level) <= level. A wrong answer therefore needs one of the
+    k (c - k) pairs (i outside T, j inside T) to reach the level, and by the union bound
+    it happens with probability at most k (c - k) level <= alpha. (At an exact tie
+    with c = 2 each of the two answers is a top-k set; the proof, applied to each,
+    bounds the probability of answering at all by 2 alpha.)
+
+    For k = 1 Hung and Fithian (2019) prove that the single pair needs no correction;
+    their argument does not cover sets, and this function uses the same provable level
+    for every k. ``tests/test_certify.py`` measures the error rate by simulation.
 
     References
     ----------
@@ -397,20 +670,16 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     >>> res = predict([[500, 300, 20, 180], [400, 300, 290, 10]], k=2, alpha=0.001)
     >>> res.labels.tolist(), res.abstained.tolist()
     ([[0, 1], [0, 1]], [False, True])
+    >>> res.level  # alpha / (k (c - k)), rounded down (here exact)
+    0.00025
     """
-    counts = _check_counts(counts)
+    counts, _ = _check_counts(counts)
     k = _check_k(k)
     alpha = _check_alpha(alpha)
     n_classes = counts.shape[1]
     if k >= n_classes:
         raise ValueError(f"k must be smaller than the number of labels c = {n_classes}, got k = {k}")
-    # stable descending order: larger count first, ties by the smaller label
-    order = np.argsort(-counts, axis=1, kind="stable")
-    top = order[:, :k]
-    sorted_counts = np.take_along_axis(counts, order[:, k - 1:k + 1], axis=1)
-    nk, nk1 = sorted_counts[:, 0], sorted_counts[:, 1]
-    m = nk + nk1
-    pvalue = np.where(m > 0, stats.binom.sf(nk - 1, m, 0.5), 1.0)
     level = predict_level(alpha, k, n_classes)
-    return PredictResult(labels=top, abstained=~(pvalue <= level), pvalue=pvalue,
+    top, pvalue, upper = _boundary_test(counts, k)
+    return PredictResult(labels=top, abstained=~(upper <= level), pvalue=pvalue,
                          level=level, k=k, alpha=alpha)

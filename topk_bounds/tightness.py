@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from fractions import Fraction
 from typing import Sequence
 
@@ -50,6 +51,7 @@ from .radius import (
     _check_sigma,
     _check_upper,
     mp_ndtri,
+    mp_radius,
     topk_radius,
 )
 
@@ -62,6 +64,10 @@ _GUARD_DPS = 30
 #: Cap on the extra digits spent when the stretch starts in the far left tail.
 _MAX_EXTRA_DPS = 400
 _MAX_ITER = 400
+#: Rebuilds allowed until the rounding slack is covered (two suffice unless windows move).
+_MAX_REBUILDS = 6
+#: Bits at which sums of float64 bounds are exact.
+_EXACT_PREC = 1200
 
 L_LABEL = -1  # the label to certify, in the returned triples
 
@@ -102,10 +108,15 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
     Raises
     ------
     ValueError
-        On invalid arguments; when ``k >= c``; when Theorem 2's assumptions
-        ``a + (sum of the k largest b_j) <= 1 <= a + (sum of all b_j)`` do not hold
-        (checked in exact rational arithmetic on the given floats); or when
-        ``radius <= R_l``, where Theorem 1 proves that no such classifier exists.
+        On invalid arguments; when ``k >= c``; when Theorem 2's first assumption
+        ``a + (sum of the k largest b_j) <= 1`` fails (checked in exact rational
+        arithmetic on the given floats); or when ``radius <= R_l``, where Theorem 1 proves
+        that no such classifier exists. If the second assumption ``a + (sum of all b_j)
+        >= 1`` fails, every classifier honouring the bounds gives l at least
+        a' = 1 - (sum of all b_j) > a, R_l is the radius of a' (larger than
+        ``topk_radius(a, ...)``), and the witness gives l that leftover mass: so
+        ``0.7 + 0.2 + 0.06 + 0.04``, 3.5e-17 short of 1 in the floats' exact values,
+        still has a witness beyond a radius 1e-16 larger.
     ArithmeticError
         When ``radius`` exceeds R_l by so little that ends rounded to the requested
         precision cannot keep the inequalities strict (pass a larger ``dps``).
@@ -149,9 +160,9 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
     At x the bounds hold; at x + delta (shift ``radius / sigma``) labels 0 and 1 both
     beat l:
 
-    >>> classifier_probabilities(clf, 0.0, n_labels=3).round(6).tolist()  # labels 0, 1, 2, l
+    >>> classifier_probabilities(clf, 0.0, n_others=3).round(6).tolist()  # labels 0, 1, 2, l
     [0.25, 0.125, 0.125, 0.5]
-    >>> classifier_probabilities(clf, 0.3 / 0.5, n_labels=3).round(4).tolist()
+    >>> classifier_probabilities(clf, 0.3 / 0.5, n_others=3).round(4).tolist()
     [0.3197, 0.291, 0.115, 0.2743]
 
     At or below R_l no such classifier exists:
@@ -175,11 +186,27 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
         )
     order = np.argsort(-b, kind="stable")
     top, rest = [int(j) for j in order[:k]], [int(j) for j in order[k:]]
-    _check_assumptions(a, b, top)
+    deficit = _check_assumptions(a, b, top)
     radius_dps = _RADIUS_DPS if dps is None else max(_RADIUS_DPS, dps + 20)
-    r_l = topk_radius(a, b, k, sigma, dps=radius_dps)
+    if deficit > 0:
+        # l holds at least 1 - sum(b) > a in every classifier honouring the bounds: the
+        # witness gives it that leftover, and exists exactly beyond the radius of it
+        with mpmath.workprec(_EXACT_PREC):
+            total = mpmath.fsum(mpmath.mpf(float(x)) for x in b)  # exact at this precision
+            r_l = mp_radius(1 - total, [float(x) for x in b], k, sigma, radius_dps,
+                            p_lower_complement=total)
+    else:
+        r_l = topk_radius(a, b, k, sigma, dps=radius_dps)
     with mpmath.workdps(radius_dps):
         if not r > r_l:  # exact comparison of the given radius with R_l
+            if deficit > 0:
+                raise ValueError(
+                    f"radius ({_show(r)}) must exceed R_l = {_show(r_l)}, the certified radius "
+                    f"of p_lower raised to 1 - sum(p_upper) = p_lower + {float(deficit):.3g}: "
+                    "the other labels together hold at most sum(p_upper), so every classifier "
+                    "that honours the bounds gives l at least the rest, and Theorem 1 then keeps "
+                    "l in the top k within R_l; no witness exists"
+                )
             raise ValueError(
                 f"radius ({_show(r)}) must exceed the certified radius R_l = {_show(r_l)}: by "
                 "Theorem 1 every classifier that honours the bounds keeps l in the top k "
@@ -191,11 +218,19 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
         s = mpmath.mpf(r) / mpmath.mpf(sigma)
         eta = {j: mpmath.mpf(0) for j in range(n)}
         segments = _build(a, b, top, rest, s, eta)
-        eta = _rounding_slack(segments, b, out_prec, work_dps)
         # only the labels that filled the gap before do so again: what the reduced bounds
         # leave over goes to l instead of a sliver for the next label
         used = {lab for lab, _, _ in segments}
-        segments = _build(a, b, top, [j for j in rest if j in used], s, eta)
+        rest = [j for j in rest if j in used]
+        # the slack depends on where the ends lie, and a reduced bound can move a window
+        # (at s = 0 every position is worth the same): rebuild until the slack of the
+        # segments built is covered by the reduction they were built with
+        for _ in range(_MAX_REBUILDS):
+            need = _rounding_slack(segments, b, out_prec, work_dps)
+            if all(need[j] <= eta[j] for j in range(n)):
+                break
+            eta = {j: max(eta[j], need[j]) for j in range(n)}
+            segments = _build(a, b, top, rest, s, eta)
         rounded = _round_segments(segments, out_prec)
         _verify(rounded, a, b, top, s)
     if dps is None:
@@ -204,8 +239,8 @@ def worst_case_classifier(p_lower, p_upper: Sequence[float], k: int, sigma: floa
         return [(lab, +lo, +hi) for lab, lo, hi in rounded]
 
 
-def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, *,
-                             dps: int | None = None):
+def classifier_probabilities(intervals, shift=0.0, n_others: int | None = None, *,
+                             dps: int | None = None, n_labels: int | None = None):
     """Probabilities of each label of an interval classifier at x + shift * sigma * e.
 
     Parameters
@@ -215,7 +250,7 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
         contiguous half-open intervals of w covering the real line; label -1 is l.
     shift : float
         ``||delta|| / sigma``: w ~ N(shift, 1). 0 gives the probabilities at x.
-    n_labels : int, optional
+    n_others : int, optional
         The number of labels other than l (``len(p_upper)``); default: the largest label
         plus one.
     dps : int, optional
@@ -223,9 +258,12 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
         so masses far in a tail keep their relative precision, and every mass is within a
         few 1e-16 absolute. An integer computes with mpmath at that many digits.
 
+    n_labels : int, optional
+        Deprecated name of ``n_others`` (it never counted l); warns.
+
     Returns
     -------
-    ndarray of float, or list of mpmath.mpf, length ``n_labels + 1``
+    ndarray of float, or list of mpmath.mpf, length ``n_others + 1``
         ``probs[j]`` for label j and ``probs[-1]`` for l: the same indexing as the labels.
 
     Examples
@@ -234,27 +272,40 @@ def classifier_probabilities(intervals, shift=0.0, n_labels: int | None = None, 
     >>> p.round(4).tolist()
     [0.8413, 0.1587]
     """
+    if n_labels is not None:
+        if n_others is not None:
+            raise ValueError("pass n_others only (n_labels is its deprecated name), not both")
+        warnings.warn("classifier_probabilities(n_labels=...) is deprecated: it counts the "
+                      "labels other than l, so it is now called n_others",
+                      DeprecationWarning, stacklevel=2)
+        n_others = n_labels
     triples = _check_intervals(intervals)
     top_label = max((lab for lab, _, _ in triples), default=-1)
-    if n_labels is None:
-        n_labels = top_label + 1
-    if isinstance(n_labels, bool) or not isinstance(n_labels, numbers.Integral) or n_labels <= top_label:
-        raise ValueError(f"n_labels must be an integer > every label ({top_label}), got {n_labels!r}")
-    n_labels = int(n_labels)
+    if n_others is None:
+        n_others = top_label + 1
+    if isinstance(n_others, bool) or not isinstance(n_others, numbers.Integral) or n_others <= top_label:
+        raise ValueError(f"n_others must be an integer > every label ({top_label}), got {n_others!r}")
+    n_others = int(n_others)
     dps = _check_dps(dps)
+    try:
+        finite = mpmath.isfinite(shift) if isinstance(shift, mpmath.mpf) else math.isfinite(float(shift))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise ValueError(f"shift must be a finite number (||delta|| / sigma), got {shift!r}")
+    sh = float(shift)
     if dps is not None:
         with mpmath.workdps(dps + 10):
             sh = mpmath.mpf(shift)
-            probs = [mpmath.mpf(0)] * (n_labels + 1)
+            probs = [mpmath.mpf(0)] * (n_others + 1)
             for lab, lo, hi in triples:
                 probs[lab] += _mp_mass(mpmath.mpf(lo) - sh, mpmath.mpf(hi) - sh)
         with mpmath.workdps(dps):
             return [+p for p in probs]
-    sh = float(shift)
     labels = np.array([lab for lab, _, _ in triples])
     lo = np.array([float(x) for _, x, _ in triples]) - sh
     hi = np.array([float(x) for _, _, x in triples]) - sh
-    probs = np.zeros(n_labels + 1)
+    probs = np.zeros(n_others + 1)
     np.add.at(probs, labels, _float_mass(lo, hi))
     return probs
 
@@ -281,21 +332,22 @@ def _show(x) -> str:
     return repr(x) if isinstance(x, float) else mpmath.nstr(x, 20)
 
 
-def _check_assumptions(a: float, b: np.ndarray, top: list[int]) -> None:
-    """Theorem 2's assumptions, in exact rational arithmetic on the given floats."""
+def _check_assumptions(a: float, b: np.ndarray, top: list[int]) -> Fraction:
+    """Theorem 2's first assumption, in exact rational arithmetic on the given floats.
+
+    Returns the deficit 1 - a - sum(b) of the second (0 when it holds): the construction
+    then gives l that leftover mass as well.
+    """
     fa = Fraction(a)
     f_top = sum((Fraction(float(b[j])) for j in top), Fraction(0))
     f_all = sum((Fraction(float(x)) for x in b), Fraction(0))
     if fa + f_top > 1:
         raise ValueError(
-            "Theorem 2 needs p_lower + (sum of the k largest p_upper) <= 1; here it is "
+            "the construction of Theorem 2 needs p_lower + (sum of the k largest p_upper) "
+            f"<= 1 (the top k labels' stretch must fit beside l's tail); here it is "
             f"{float(fa + f_top)!r}"
         )
-    if fa + f_all < 1:
-        raise ValueError(
-            "Theorem 2 needs p_lower + (sum of all p_upper) >= 1; here it is "
-            f"{float(fa + f_all)!r} (1 - {float(1 - fa - f_all)!r})"
-        )
+    return max(1 - fa - f_all, Fraction(0))
 
 
 def _check_intervals(intervals) -> list[tuple[int, object, object]]:
@@ -582,7 +634,10 @@ def _round_segments(segments, out_prec):
             rnd = mpmath.libmp.round_floor
         else:
             rnd = mpmath.libmp.round_nearest
-        ends.append(_round_to(w, out_prec, rnd))
+        # directed rounding can invert an interval a few ulps wide: keep the ends in
+        # order, so that the inverted one ends up empty and its right neighbour starts
+        # where its left one ends (no label gains x-mass, l never shrinks)
+        ends.append(max(_round_to(w, out_prec, rnd), ends[-1]))
     ends.append(segments[-1][2])
     return _merge([(seg[0], lo, hi) for seg, lo, hi in zip(segments, ends, ends[1:])])
 
