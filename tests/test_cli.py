@@ -189,6 +189,34 @@ def test_adaptive_count_files_are_refused(tmp_path, capsys):
     assert "sampled adaptively (header mode=adaptive)" in err and "optional stopping" in err
 
 
+def test_discrete_noise_files_certify_with_the_delta_their_header_records(tmp_path, capsys):
+    delta = 3.25e-4  # large on purpose, so that it visibly lowers every radius
+    path = tmp_path / "discrete.txt"
+    path.write_text(io.format_header("sample", {"sigma": "0.5", "noise": "discrete", "grid": 255,
+                                                "delta": repr(delta)}) + "\n" + GOOD)
+    code, out, err = _run(_certify_args(path, k="2", sigma="0.5", alpha="0.001"), capsys)
+    assert code == 0
+    meta, _, rows = _table(out)
+    assert float(meta["delta"]) == delta and "delta=0.000325" in err
+    expected = certify(COUNTS, [0, 1, 0], k=2, sigma=0.5, alpha=0.001, delta=delta).radius
+    assert [float(r[2]) for r in rows] == expected.tolist()
+    without = certify(COUNTS, [0, 1, 0], k=2, sigma=0.5, alpha=0.001).radius
+    assert np.all(expected <= without) and expected[0] < without[0] and expected[1] < without[1]
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"sigma": "0.25"}, "was sampled with sigma = 0.25 (its header), not --sigma 0.5"),
+    ({"sigma": "0.5", "noise": "discrete"}, "says noise=discrete but records no delta"),
+    ({"sigma": "0.5", "noise": "discrete", "delta": "nan"}, "delta='nan' must be a number in [0, 1)"),
+    ({"sigma": "0.5", "delta": "-1e-9"}, "delta='-1e-9' must be a number in [0, 1)"),
+])
+def test_a_header_that_contradicts_the_arguments_is_refused(tmp_path, capsys, fields, message):
+    path = tmp_path / "counts.txt"
+    path.write_text(io.format_header("sample", fields) + "\n" + GOOD)
+    code, out, err = _run(_certify_args(path, sigma="0.5"), capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+
+
 def test_a_bad_row_late_in_the_file_leaves_stdout_empty(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(io, "DEFAULT_CHUNK_BYTES", 64)
     path = tmp_path / "late.txt"

@@ -149,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
                                           "counts": args.file, "topk_bounds": __version__})
     with io.iter_counts(args.file) as reader:
         io.check_fixed_n(reader.meta, args.file)
+        delta = io.sampling_delta(reader.meta, args.file, sigma=args.sigma)
+        if delta:
+            header += f" delta={delta!r}"
         with (io.atomic_write(out) if out is not None else _spool()) as fh:
             fh.write(f"{header}\nidx\tlabel\tradius\tcertified\tp_lower\n")
             for chunk in reader:
@@ -157,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{chunk.counts.shape[1]}: every label is in the top k, so every "
                          "radius is inf")
                 result = certify(chunk.counts, chunk.labels, k=args.k, sigma=args.sigma,
-                                 alpha=args.alpha, method=args.method)
+                                 alpha=args.alpha, method=args.method, delta=delta)
                 fh.write(_format_rows(summary.total, chunk.labels, result.radius,
                                       result.p_lower))
                 summary.add(result.radius)
@@ -165,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
                 fh.seek(0)
                 _copy_to_stdout(fh)
     shown = "  ".join(f"r={r:g}: {a:.3f}" for r, a in zip(args.grid, summary.accuracy()))
+    slack = f", delta={delta:.3g}" if delta else ""
     _say(f"certified top-{args.k} accuracy ({summary.total} inputs, {args.method}, "
-         f"sigma={args.sigma:g}, alpha={args.alpha:g}): {shown}", prefix=False)
+         f"sigma={args.sigma:g}, alpha={args.alpha:g}{slack}): {shown}", prefix=False)
     if out is not None:
         _say(f"wrote {out}", prefix=False)
     return 0

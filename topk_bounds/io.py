@@ -24,6 +24,7 @@ Output files are written atomically (:func:`atomic_write`, :class:`AtomicGroup`;
 from __future__ import annotations
 
 import io as _stdio
+import math
 import os
 import re
 import urllib.parse
@@ -570,6 +571,51 @@ def check_fixed_n(meta: Mapping[str, str], path: str | os.PathLike) -> None:
         raise ValueError(f"{os.fsdecode(os.fspath(path))} was sampled adaptively (header "
                          f"mode={meta['mode']}): fixed-n certificates are void under optional "
                          "stopping; certify it with the sequential procedure that sampled it")
+
+
+def sampling_delta(meta: Mapping[str, str], path: str | os.PathLike, *, sigma: float) -> float:
+    """What a count file's header commits its certificates to: the sampler's delta.
+
+    A file written by ``topk-bounds sample`` records the noise level it was sampled at
+    and, for exact discrete noise (``noise=discrete``), the total-variation distance
+    ``delta`` per noisy sample between what was sampled and the Gaussian-smoothed
+    classifier (``docs/soundness.md``). Certifying at another sigma would overstate
+    every radius by the ratio, so a ``sigma`` that differs from the header's is refused;
+    the header's ``delta`` is returned for :func:`topk_bounds.certify` to widen every
+    bound by (0.0 when the header has none).
+
+    >>> sampling_delta({"kind": "sample", "sigma": "0.25", "noise": "discrete",
+    ...                 "delta": "6.7e-14"}, "c.txt", sigma=0.25)
+    6.7e-14
+    >>> sampling_delta({"kind": "sample", "sigma": "0.25"}, "c.txt", sigma=0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: c.txt was sampled with sigma = 0.25 (its header), not --sigma 0.5: ...
+    """
+    name = os.fsdecode(os.fspath(path))
+    recorded = meta.get("sigma")
+    if recorded is not None:
+        try:
+            header_sigma = float(recorded)
+        except ValueError:
+            raise ValueError(f"{name}: its header's sigma={recorded!r} is not a number") from None
+        if header_sigma != sigma:
+            raise ValueError(f"{name} was sampled with sigma = {header_sigma!r} (its header), not "
+                             f"--sigma {sigma!r}: a radius certified at another noise level "
+                             "than the counts' would be wrong")
+    text = meta.get("delta")
+    if text is None:
+        if meta.get("noise") == "discrete":
+            raise ValueError(f"{name}: its header says noise=discrete but records no delta, "
+                             "so its certificates cannot account for the sampler")
+        return 0.0
+    try:
+        delta = float(text)
+    except ValueError:
+        delta = math.nan
+    if not 0.0 <= delta < 1.0:
+        raise ValueError(f"{name}: its header's delta={text!r} must be a number in [0, 1)")
+    return delta
 
 
 def check_not_input(out: str | os.PathLike, inputs, option: str = "--out") -> None:
