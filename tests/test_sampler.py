@@ -25,7 +25,7 @@ if HERE not in sys.path:
 import _sampler_models as models  # noqa: E402
 
 from sampler import ModelError, TwoStageCounts, sample_counts, two_stage_counts  # noqa: E402
-from sampler.streams import BLOCK_SIZE  # noqa: E402
+from sampler.streams import block_size  # noqa: E402
 
 ALPHA = 1e-6  # significance of every statistical test
 
@@ -68,14 +68,37 @@ def test_batching_across_inputs_gives_the_same_distribution():
     assert chi2_contingency(np.stack([packed, alone])).pvalue > ALPHA
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 100, BLOCK_SIZE, 333, 5000])
+WIDE = 4096  # scalars per input: blocks of block_size(WIDE) = 256 samples
+WIDE_BLOCK = block_size(WIDE)
+
+
+def _wide(*values: float) -> torch.Tensor:
+    """Inputs of WIDE scalars whose first coordinate is ``values`` (NearestCentre reads only it)."""
+    x = torch.zeros(len(values), WIDE)
+    x[:, 0] = torch.tensor(values)
+    return x
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100, WIDE_BLOCK, 333, 5000])
 def test_rows_do_not_depend_on_batch_size(batch_size):
-    xs = _x(-0.4, 0.1, 0.9, 0.3, 2.0)
-    n = 2 * BLOCK_SIZE + 44  # a short last block
+    xs = _wide(-0.4, 0.1, 0.9, 0.3, 2.0)
+    n = 2 * WIDE_BLOCK + 44  # a short last block
     reference = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n, batch_size=64,
                               seed=11)
     counts = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n,
                            batch_size=batch_size, seed=11)
+    np.testing.assert_array_equal(counts, reference)
+
+
+@pytest.mark.parametrize("batch_size", [999, 4096, 5000])
+def test_rows_do_not_depend_on_batch_size_with_long_blocks(batch_size):
+    # 1-D inputs have blocks of 4096 samples: passes cut blocks, and blocks fill passes.
+    xs = _x(-0.4, 0.3, 0.9)
+    n = block_size(1) + 100
+    reference = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n, batch_size=512,
+                              seed=12)
+    counts = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n,
+                           batch_size=batch_size, seed=12)
     np.testing.assert_array_equal(counts, reference)
 
 
