@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         per_call = max(1, (8 * args.batch) // args.n)
         common = dict(sigma=args.sigma, batch_size=args.batch, num_classes=width,
                       seed=args.seed, device=device, progress=progress,
-                      timeout=timeout if session.world_size > 1 else None)
+                      timeout=session.wait_timeout)
         try:
             for i in range(start, n_rows, per_call):
                 j = min(n_rows, i + per_call)
@@ -305,7 +305,10 @@ class _RowFile:
 
     def release(self) -> None:
         """Close the file and drop the lock; remove the file if this run created it empty."""
-        self.close()
+        try:
+            self.close()
+        except CLIError:  # a write already failed and was reported
+            pass
         if self.fd is None:
             return
         try:
@@ -386,19 +389,31 @@ class _RowFile:
         os.ftruncate(self.fd, self.ends[rows] if self.ends else 0)
         self.fh = open(os.dup(self.fd), "a", encoding="utf-8", newline="\n")
         if not self.ends:
-            self.fh.write(self.header + "\n")
-            self.fh.flush()
+            try:
+                self.fh.write(self.header + "\n")
+                self.fh.flush()
+            except OSError as exc:
+                raise CLIError(f"{self.path}: cannot write the header "
+                               f"({exc.strerror or exc})") from None
 
     def write(self, counts, label: int) -> None:
         from topk_bounds.io import format_count_row
 
-        self.fh.write(format_count_row(counts, label))
-        self.fh.flush()
+        try:
+            self.fh.write(format_count_row(counts, label))
+            self.fh.flush()
+        except OSError as exc:
+            raise CLIError(f"{self.path}: cannot write a row ({exc.strerror or exc}); the "
+                           "complete rows are kept: run the command again to resume") from None
 
     def close(self) -> None:
         if self.fh is not None:
             fh, self.fh = self.fh, None
-            fh.close()
+            try:
+                fh.close()
+            except OSError as exc:
+                raise CLIError(f"{self.path}: cannot write ({exc.strerror or exc}); run the "
+                               "command again to resume") from None
 
 
 def _show(value: str | None) -> str:
@@ -433,6 +448,11 @@ class _Distributed:
             self.owned = initialized = True
         if initialized:
             self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        # A process group of our own already times out every collective at ``timeout``
+        # (gloo then cancels it, so the process can exit); waiting with a timeout of our
+        # own would leave the collective pending. In a group that someone else set up,
+        # waiting with the timeout is the best that can be done.
+        self.wait_timeout = None if self.owned or self.world_size == 1 else timeout
 
     def broadcast_start(self, start: int, failure: CLIError | None) -> int:
         """Rank 0's first row to sample, on every rank; rank 0's failure stops them all."""
@@ -444,7 +464,7 @@ class _Distributed:
 
         try:
             code = broadcast_int(0 if failure is not None else start + 1, 64, self.device,
-                                 "the broadcast of the first row", self.timeout)
+                                 "the broadcast of the first row", self.wait_timeout)
         except DistributedError as exc:
             self.failed = True
             raise CLIError(f"{exc}; --dist-timeout is {self.timeout.total_seconds():g} s"

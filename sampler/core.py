@@ -103,7 +103,9 @@ def sample_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
     timeout : float or datetime.timedelta, optional
         Distributed mode only: the longest time in seconds that a rank waits for the others
         in each collective; beyond it the call raises :class:`DistributedError` (default:
-        the process group's own timeout).
+        the process group's own timeout, which bounds every collective too). With gloo,
+        give ``init_process_group`` the same timeout: gloo abandons a collective only at
+        the process group's timeout, and until then the process cannot exit.
 
     Returns
     -------
