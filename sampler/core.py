@@ -271,17 +271,22 @@ class Request:
         buf = _allocate((capacity, *shape), x.dtype, device, "batch_size", self.batch_size)
         owner = torch.empty(capacity, dtype=torch.int64, device=device)
         spill: torch.Tensor | None = None  # one whole block, when it does not fit in buf
+        passes_of_spill: list[torch.Tensor] = []  # its full batches, for aligned blocks
         generator = torch.Generator(device=device)
         counter = _Counter(self.model, n_inputs, self.num_classes, capacity, device)
         words = input_words(self.entropy, stream, self.indices)
         fill = 0  # samples waiting in buf
         single = -1  # the input of every sample in buf[:fill], or -1 once they are mixed
+        fill_, seed_, add_passes = noise.fill_, generator.manual_seed, counter.add_passes
+        x_pos, x_row = -1, None
 
         for plan in schedule(words, n, size, self.rank, self.world_size):
             for pos, m, seed in zip(plan.pos, plan.size, plan.seed):
-                generator.manual_seed(seed)
+                seed_(seed)
+                if pos != x_pos:
+                    x_pos, x_row = pos, x[pos]
                 if fill + m <= capacity:  # the block fits: draw it in place
-                    noise.fill_(buf[fill:fill + m], x[pos], generator)
+                    fill_(buf[fill:fill + m], x_row, generator)
                     if fill == 0:
                         single = pos
                     elif single != pos:
@@ -298,8 +303,10 @@ class Request:
                 if spill is None:
                     spill = _allocate((size, *shape), x.dtype, device, "batch_size",
                                       self.batch_size)
-                drawn = spill[:m]
-                noise.fill_(drawn, x[pos], generator)
+                    passes_of_spill = [spill[k:k + capacity]
+                                       for k in range(0, size - capacity + 1, capacity)]
+                drawn = spill if m == size else spill[:m]
+                fill_(drawn, x_row, generator)
                 done = 0
                 if fill:  # complete the waiting batch (fill + m > capacity here)
                     done = capacity - fill
@@ -314,7 +321,11 @@ class Request:
                     fill = 0
                 passes = (m - done) // capacity
                 if passes:  # whole passes straight from the block: no copy
-                    counter.add_passes(drawn, done, passes, pos)
+                    if done == 0:
+                        add_passes(passes_of_spill[:passes], pos)
+                    else:
+                        add_passes([drawn[k:k + capacity] for k in
+                                    range(done, done + passes * capacity, capacity)], pos)
                     bar.update(passes * capacity)
                     done += passes * capacity
                 if done < m:  # the rest starts the next batch
@@ -377,7 +388,9 @@ class _Counter:
 
     The counts are a flat ``(n_rows * (columns + 1))`` int64 tensor: row ``i`` holds the
     class counts of input ``i``, then the number of its samples without a class (whose
-    largest logit is not finite).
+    largest logit is not finite). A row with any sample without a class is never
+    returned (:meth:`Request._checked` raises), so :meth:`flush` need not take such
+    samples out of the class columns.
     """
 
     def __init__(self, model, n_rows: int, num_classes: int | None, capacity: int,
@@ -460,6 +473,9 @@ class _Counter:
     def add(self, batch: torch.Tensor, single: int, owner: torch.Tensor) -> None:
         """Count the predictions on ``batch``: all of input ``single``, or per ``owner``."""
         m = batch.shape[0]
+        if single >= 0 and m == self.capacity:
+            self.add_passes((batch,), single)
+            return
         values, predictions = self._forward(batch).max(dim=1)
         predictions = self._classes(values, predictions)
         ones = self.ones if m == self.capacity else self.ones[:m]
@@ -468,33 +484,32 @@ class _Counter:
         else:
             self.counts.scatter_add_(0, owner[:m] * self.stride + predictions, ones)
 
-    def add_passes(self, block: torch.Tensor, start: int, passes: int, pos: int) -> None:
-        """Count ``passes`` full batches of ``block`` (input ``pos``'s) from sample ``start``.
+    def add_passes(self, batches: Sequence[torch.Tensor], pos: int) -> None:
+        """Count full batches of noisy copies of input ``pos``.
 
-        Each pass is reduced to its largest logits and their classes at once (so a model
+        Each batch is reduced to its largest logits and their classes at once (so a model
         that reuses its output buffer, as CUDA graphs do, is safe); these are kept, and
-        checked and counted together for up to :attr:`group` passes of the same input:
+        checked and counted together for about :attr:`group` batches of the same input:
         for a cheap model the per-batch check and scatter are a visible share of the time.
         """
         if pos != self.staged_pos:
             self.flush()
             self.staged_pos = pos
-        model, capacity = self.model, self.capacity
+        model, full, tensor = self.model, self.full, torch.Tensor
         values, classes = self.staged_values, self.staged_classes
-        for _ in range(passes):
-            batch = block[start:start + capacity]
-            start += capacity
+        for batch in batches:
             try:
                 logits = model(batch)
             except (Exception, SystemExit) as exc:
                 raise self._failed(batch, exc) from exc
-            if type(logits) is not torch.Tensor or logits.shape != self.full:
-                logits = self._validated(logits, capacity)
+            if type(logits) is not tensor or logits.shape != full:
+                logits = self._validated(logits, self.capacity)
+                full = self.full
             largest, predicted = logits.max(dim=1)
             values.append(largest)
             classes.append(predicted)
-            if len(values) >= self.group:
-                self.flush()
+        if len(values) >= self.group:
+            self.flush()
 
     def flush(self) -> None:
         """Count the passes staged by :meth:`add_passes`."""
@@ -502,9 +517,8 @@ class _Counter:
         if not values:
             return
         k = len(values) * self.capacity
-        if self.staged_ones is None:
-            self.staged_ones = torch.ones(self.group * self.capacity, dtype=torch.int64,
-                                          device=self.device)
+        if self.staged_ones is None or self.staged_ones.shape[0] < k:
+            self.staged_ones = torch.ones(k, dtype=torch.int64, device=self.device)
         row = self._row(self.staged_pos)
         try:
             largest = values[0] if len(values) == 1 else torch.cat(values)
@@ -513,7 +527,14 @@ class _Counter:
             for v, c in zip(values, classes):
                 row.scatter_add_(0, self._classes(v, c), self.ones)
         else:
-            row.scatter_add_(0, self._classes(largest, predicted), self.staged_ones[:k])
+            # Every staged sample is input staged_pos's, so its samples without a class
+            # need only be counted (v - v is NaN, so nonzero, exactly when v is not
+            # finite): such a row is never returned, whatever its class columns say.
+            if predicted.device != self.device:
+                predicted = predicted.to(self.device)
+            row.scatter_add_(0, predicted, self.staged_ones[:k])
+            without = torch.count_nonzero(largest - largest)
+            row[self.without:].add_(without.to(self.device))
         values.clear()
         classes.clear()
 
@@ -524,13 +545,16 @@ def _evaluating(model) -> Iterator[None]:
     if not isinstance(model, torch.nn.Module):
         yield
         return
-    modes = [(module, module.training) for module in model.modules()]
+    training = [module for module in model.modules() if module.training]
+    if not training:  # already in eval mode: nothing to change or restore
+        yield
+        return
     model.eval()
     try:
         yield
     finally:
-        for module, training in modes:
-            module.training = training
+        for module in training:  # eval() cleared exactly these
+            module.training = True
 
 
 class _NoBar:

@@ -12,11 +12,12 @@ This module uses numpy only; :mod:`sampler.core` turns the seeds into torch gene
 
 Block size. A block holds about :data:`BLOCK_SCALARS` noise values: :func:`block_size` is
 the largest power of two between :data:`BLOCK_MIN` and :data:`BLOCK_MAX` samples whose
-block has at most that many scalars (4,096 samples of an 8x8 image, 256 of a 28x28 one,
-128 of anything with more than 2,048 scalars, such as a 3x32x32 image). Reseeding a
-generator and launching a draw cost the same for a block of 128 scalars as for one of a
-million, so small inputs get long blocks, while a block of small inputs stays small enough
-(1 MiB of float32) to be read back from the CPU's cache by the forward pass.
+block has at most that many scalars (2,048 samples of an 8x8 image, 4,096 of a scalar,
+128 of anything with more than 512 scalars, such as a 28x28 or a 3x32x32 image).
+Reseeding a generator and launching a draw cost the same for a block of 128 scalars as
+for one of a million, so small inputs get long blocks; and a block of small inputs stays
+small enough (512 KiB of float32) to stay in the CPU's cache between the draw (torch's
+CPU ``normal_`` passes over it twice) and the forward passes that read it.
 
 Seeds. ``numpy.random.SeedSequence(seed, spawn_key=(stream,))`` gives the call a 128-bit
 key ``(k0, k1)`` of two 64-bit words. Input ``i`` (its global index) gets the 64-bit word
@@ -54,8 +55,8 @@ __all__ = ["BLOCK_MIN", "BLOCK_MAX", "BLOCK_SCALARS", "ESTIMATION", "SELECTION",
 BLOCK_MIN = 128
 #: Most samples per block (inputs with at most BLOCK_SCALARS / BLOCK_MAX scalars).
 BLOCK_MAX = 4096
-#: Scalars per block that :func:`block_size` aims at (1 MiB of float32 noise).
-BLOCK_SCALARS = 2**18
+#: Scalars per block that :func:`block_size` aims at (512 KiB of float32 noise).
+BLOCK_SCALARS = 2**17
 #: Blocks whose seeds :func:`schedule` computes at a time.
 PLAN_BLOCKS = 2**15
 
@@ -75,7 +76,7 @@ def block_size(scalars: int) -> int:
     """Samples per block for inputs of ``scalars`` values each (see the module docs).
 
     >>> block_size(64), block_size(28 * 28), block_size(3 * 32 * 32), block_size(1)
-    (4096, 256, 128, 4096)
+    (2048, 128, 128, 4096)
     """
     size = BLOCK_MAX
     while size > BLOCK_MIN and size * scalars > BLOCK_SCALARS:
