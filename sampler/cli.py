@@ -523,9 +523,16 @@ def _sha256_weights(model, torch) -> str:
     for name, tensor in model.state_dict().items():
         if not isinstance(tensor, torch.Tensor):
             continue
-        data = tensor.detach().cpu().contiguous()
+        data = tensor.detach().cpu()
         digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+        try:
+            digest.update(data.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        except (RuntimeError, TypeError):  # sparse, quantized, ...: its serialised form
+            import io
+
+            buffer = io.BytesIO()
+            torch.save(data, buffer)
+            digest.update(buffer.getvalue())
     return digest.hexdigest()
 
 

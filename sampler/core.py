@@ -146,8 +146,10 @@ def sample_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
 
     *Cost.* Noise is drawn and predictions are counted on ``device`` (a scatter-add into a
     ``(B, num_classes + 1)`` tensor whose last column counts the samples without a class),
-    and the host waits for the device once, when the counts are copied back (in
-    distributed mode also once for a small consistency check).
+    and the host waits for the device twice per call: once to check that the inputs are
+    finite and once when the counts are copied back (in distributed mode also once for a
+    small consistency check). Full batches of one input are counted together, a few
+    thousand samples at a time, so that a cheap model does not pay a scatter per batch.
 
     *Distributed.* Rank ``r`` of ``W`` draws the blocks whose number within the call is
     ``r`` modulo ``W``; ``all_reduce(SUM)`` adds the counts. With the nccl backend the
@@ -645,12 +647,18 @@ def _device(device, model, inputs: torch.Tensor) -> torch.device:
     if result.type == "meta":
         raise ValueError(f"device must be one that holds data, got {str(result)!r} (meta "
                          "tensors have shapes but no values)")
-    try:
-        torch.zeros(1, device=result).cpu()
-    except Exception as exc:  # e.g. AssertionError: Torch not compiled with CUDA enabled
-        raise ValueError(f"device {str(result)!r} cannot be used here: "
-                         f"{_first_line(exc)[:200]}") from None
+    if result not in _USABLE:
+        try:
+            torch.zeros(1, device=result).cpu()
+        except Exception as exc:  # e.g. AssertionError: Torch not compiled with CUDA enabled
+            raise ValueError(f"device {str(result)!r} cannot be used here: "
+                             f"{_first_line(exc)[:200]}") from None
+        _USABLE.add(result)
     return result
+
+
+#: Devices that have held a tensor and copied it to the host in this process.
+_USABLE: set[torch.device] = set()
 
 
 def _check_finite(inputs: torch.Tensor, indices: list[int]) -> None:

@@ -25,6 +25,7 @@ if HERE not in sys.path:
 import _sampler_models as models  # noqa: E402
 
 from sampler import ModelError, TwoStageCounts, sample_counts, two_stage_counts  # noqa: E402
+from sampler import streams  # noqa: E402
 from sampler.streams import block_size  # noqa: E402
 
 ALPHA = 1e-6  # significance of every statistical test
@@ -68,7 +69,7 @@ def test_batching_across_inputs_gives_the_same_distribution():
     assert chi2_contingency(np.stack([packed, alone])).pvalue > ALPHA
 
 
-WIDE = 4096  # scalars per input: blocks of block_size(WIDE) = 256 samples
+WIDE = 4096  # scalars per input: blocks of block_size(WIDE) = 128 samples
 WIDE_BLOCK = block_size(WIDE)
 
 
@@ -287,3 +288,46 @@ def test_importing_sampler_and_its_cli_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("scalars", [1, 2, 3, 31, 64, 100, 512, 513, 784, 3072, 150528])
+def test_block_size_is_a_power_of_two_in_range_whose_block_fits_the_target(scalars):
+    size = block_size(scalars)
+    assert streams.BLOCK_MIN <= size <= streams.BLOCK_MAX and size & (size - 1) == 0
+    assert size == streams.BLOCK_MIN or size * scalars <= streams.BLOCK_SCALARS
+    assert size == streams.BLOCK_MAX or 2 * size * scalars > streams.BLOCK_SCALARS
+
+
+@pytest.mark.parametrize("n_inputs, n, size, world_size", [
+    (1, 1, 128, 1), (3, 300, 128, 2), (5, 1000, 256, 3), (4, 128, 128, 8), (7, 4097, 4096, 2)])
+def test_the_ranks_schedules_partition_the_single_process_schedule(
+        n_inputs, n, size, world_size, monkeypatch):
+    monkeypatch.setattr(streams, "PLAN_BLOCKS", 3)  # many pieces
+    words = streams.input_words(9, streams.ESTIMATION, range(n_inputs))
+
+    def blocks(rank, world):
+        return [(p, m, seed) for plan in streams.schedule(words, n, size, rank, world)
+                for p, m, seed in zip(plan.pos, plan.size, plan.seed)]
+
+    single = blocks(0, 1)
+    per_input = streams.blocks_per_input(n, size)
+    assert len(single) == n_inputs * per_input
+    for pos in range(n_inputs):  # input-major, sizes summing to n, distinct 32-bit seeds
+        mine = single[pos * per_input:(pos + 1) * per_input]
+        assert {p for p, _, _ in mine} == {pos} and sum(m for _, m, _ in mine) == n
+        assert len({seed & 0xFFFFFFFF for _, _, seed in mine}) == per_input
+    shares = [blocks(r, world_size) for r in range(world_size)]
+    assert sorted(b for share in shares for b in share) == sorted(single)
+    assert all(abs(len(a) - len(b)) <= 1 for a in shares for b in shares)  # balanced
+
+
+def test_seeds_differ_between_streams_seeds_and_indices():
+    def seeds(entropy, stream, index):
+        words = streams.input_words(entropy, stream, [index])
+        return set(streams.block_seeds(words.repeat(50), np.arange(50)).tolist())
+
+    base = seeds(0, streams.ESTIMATION, 3)
+    for other in (seeds(0, streams.SELECTION, 3), seeds(1, streams.ESTIMATION, 3),
+                  seeds(0, streams.ESTIMATION, 4)):
+        assert not base & other
+    assert seeds(0, streams.ESTIMATION, 2**62) != base  # huge indices are fine

@@ -444,6 +444,20 @@ def test_a_stalled_rank_ends_every_rank_with_one_line_naming_the_timeout(workdir
     assert "another rank is gone" in results[1][1]
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_when_rank_0_cannot_open_the_output_every_rank_stops_at_once(workdir):
+    (workdir / "foreign.txt").write_text("not a count file\n")
+    argv = _args(out="foreign.txt", extra=("--no-progress", "--dist-timeout", "30"))
+    port = _free_port()
+    procs = [_rank(r, 2, port, argv, workdir) for r in range(2)]
+    results = [_finish(p, 60) for p in procs]
+    for rank, (status, err, _) in enumerate(results):
+        assert status == 2 and err.count("\n") == 1, (rank, err)
+    assert "foreign.txt exists and is not a count file" in results[0][1]
+    assert "rank 1: rank 0 could not open the output" in results[1][1]
+    assert (workdir / "foreign.txt").read_text() == "not a count file\n"
+
+
 # -- a full disk ----------------------------------------------------------------------------
 
 @pytest.fixture
