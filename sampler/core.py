@@ -324,7 +324,8 @@ class Request:
                 passes = (m - done) // capacity
                 if passes:  # whole passes straight from the block: no copy
                     if done == 0:
-                        add_passes(passes_of_spill[:passes], pos)
+                        add_passes(passes_of_spill if passes == len(passes_of_spill)
+                                   else passes_of_spill[:passes], pos)
                     else:
                         add_passes([drawn[k:k + capacity] for k in
                                     range(done, done + passes * capacity, capacity)], pos)
@@ -413,8 +414,7 @@ class _Counter:
         self.row: torch.Tensor | None = None  # rows[row_pos]
         self.group = max(1, STAGED_SAMPLES // capacity)  # passes that flush() counts at once
         self.staged_pos = -1
-        self.staged_values: list[torch.Tensor] = []
-        self.staged_classes: list[torch.Tensor] = []
+        self.staged: list[tuple[torch.Tensor, torch.Tensor]] = []  # (largest, classes)
         self.staged_ones: torch.Tensor | None = None
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -478,7 +478,7 @@ class _Counter:
         if single >= 0 and m == self.capacity:
             self.add_passes((batch,), single)
             return
-        values, predictions = self._forward(batch).max(dim=1)
+        values, predictions = self._forward(batch).max(1)
         predictions = self._classes(values, predictions)
         ones = self.ones if m == self.capacity else self.ones[:m]
         if single >= 0:
@@ -498,7 +498,7 @@ class _Counter:
             self.flush()
             self.staged_pos = pos
         model, full, tensor = self.model, self.full, torch.Tensor
-        values, classes = self.staged_values, self.staged_classes
+        staged = self.staged
         for batch in batches:
             try:
                 logits = model(batch)
@@ -507,27 +507,25 @@ class _Counter:
             if type(logits) is not tensor or logits.shape != full:
                 logits = self._validated(logits, self.capacity)
                 full = self.full
-            largest, predicted = logits.max(dim=1)
-            values.append(largest)
-            classes.append(predicted)
-        if len(values) >= self.group:
+            staged.append(logits.max(1))  # (largest logits, their classes)
+        if len(staged) >= self.group:
             self.flush()
 
     def flush(self) -> None:
         """Count the passes staged by :meth:`add_passes`."""
-        values, classes = self.staged_values, self.staged_classes
-        if not values:
+        staged = self.staged
+        if not staged:
             return
-        k = len(values) * self.capacity
+        k = len(staged) * self.capacity
         if self.staged_ones is None or self.staged_ones.shape[0] < k:
             self.staged_ones = torch.ones(k, dtype=torch.int64, device=self.device)
         row = self._row(self.staged_pos)
         try:
-            largest = values[0] if len(values) == 1 else torch.cat(values)
-            predicted = classes[0] if len(classes) == 1 else torch.cat(classes)
+            largest = torch.cat([values for values, _ in staged])
+            predicted = torch.cat([classes for _, classes in staged])
         except RuntimeError:  # logits on different devices: count the passes one by one
-            for v, c in zip(values, classes):
-                row.scatter_add_(0, self._classes(v, c), self.ones)
+            for values, classes in staged:
+                row.scatter_add_(0, self._classes(values, classes), self.ones)
         else:
             # Every staged sample is input staged_pos's, so its samples without a class
             # need only be counted (v - v is NaN, so nonzero, exactly when v is not
@@ -537,8 +535,7 @@ class _Counter:
             row.scatter_add_(0, predicted, self.staged_ones[:k])
             without = torch.count_nonzero(largest - largest)
             row[self.without:].add_(without.to(self.device))
-        values.clear()
-        classes.clear()
+        staged.clear()
 
 
 @contextlib.contextmanager

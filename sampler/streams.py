@@ -41,6 +41,7 @@ History. Count files of header version 1 used blocks of 128 samples for every in
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -112,6 +113,7 @@ def fresh_entropy() -> int:
     return int(np.random.SeedSequence().entropy)
 
 
+@functools.lru_cache(maxsize=64)
 def _call_key(entropy: int, stream: int) -> tuple[np.uint64, np.uint64]:
     words = np.random.SeedSequence(entropy, spawn_key=(stream,)).generate_state(2, np.uint64)
     return words[0], words[1]
