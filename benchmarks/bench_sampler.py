@@ -16,8 +16,8 @@ table also gives the ratio of the two median times). The loops run in interleave
 repeats, in a rotating order, after a warm-up, so that a change of load on a shared
 machine hits all of them alike. On the CPU the default is one torch thread, timed by the
 process's CPU clock (``time.process_time``); with more threads, or on a GPU, the wall
-clock. Memory is the peak resident set size of a fresh process that samples one input
-``n`` times with the MLP, for n = 1e3 .. 1e6.
+clock. Memory is the peak resident set size (``VmHWM``) of a fresh process that samples
+one input ``n`` times with the MLP, for n = 1e3 .. 1e6.
 
 Usage::
 
@@ -71,7 +71,7 @@ def small_mlp() -> torch.nn.Module:
 
 
 #: name -> (factory, shape of one input, samples per loop on the CPU)
-MODELS = {"mlp": (small_mlp, (1, 8, 8), 65536), "cnn": (small_cnn, (3, 32, 32), 4096)}
+MODELS = {"mlp": (small_mlp, (1, 8, 8), 131072), "cnn": (small_cnn, (3, 32, 32), 2048)}
 
 
 def _sync(device: torch.device) -> None:
@@ -171,13 +171,30 @@ def _clock(device: torch.device):
     return time.perf_counter
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set size, in MiB.
+
+    ``VmHWM`` of /proc/self/status where there is one: ``ru_maxrss`` keeps the parent's
+    peak across fork and exec, so a child started by a large benchmark process would
+    report the parent's memory.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB -> MiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+
+
 def _memory_child(n: int, device: str) -> None:
     torch.set_num_threads(1)
     model = small_mlp().to(device)
     x = torch.rand(1, 1, 8, 8, device=device)
     counts = sample_counts(model, x, sigma=SIGMA, n=n, batch_size=1000, seed=0)
     assert counts.sum() == n
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    peak = _peak_rss_mib()
     gpu = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
     print(json.dumps({"n": n, "peak_rss_mib": peak, "peak_gpu_mib": gpu}))
 
@@ -285,6 +302,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", action="store_true",
                         help="time plain, channels_last, bf16, fp16 and compile in turn")
     parser.add_argument("--batch", type=int, nargs="+", help="batch sizes")
+    parser.add_argument("--samples", type=int,
+                        help="samples per loop, for every model (default: per model)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 30; 12 "
                                                     "with --quick)")
     parser.add_argument("--threads", type=int,
@@ -304,7 +323,7 @@ def main(argv=None) -> int:
     batch_sizes = args.batch or ([256] if args.quick else [64, 256, 1024])
     if gpu and not args.batch:
         batch_sizes = [256, 1024] if args.quick else [256, 1024, 4096]
-    samples = {name: MODELS[name][2] * (32 if gpu else 1) // (2 if args.quick else 1)
+    samples = {name: args.samples or MODELS[name][2] * (32 if gpu else 1) // (2 if args.quick else 1)
                for name in args.models}
     repeats = args.repeats or (12 if args.quick else 30)
     one = {"channels_last": args.channels_last, "autocast": args.autocast,

@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from .collectives import DistributedError
     from .core import ModelError, sample_counts
     from .noise import GaussianNoise
+    from .streams import block_size, check_blocks
     from .two_stage import two_stage_counts
 
     for name in ("n", "n0"):
@@ -149,6 +150,14 @@ def run(args: argparse.Namespace) -> int:
     outputs = [args.out] + ([args.out + ".n0"] if args.n0 is not None else [])
     _check_outputs(outputs, [args.inputs, args.model])
     data_inputs, labels, inputs_hash = _load_data(args.inputs, torch)
+    size = block_size(max(1, data_inputs[0].numel()))
+    for name in ("n", "n0"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                check_blocks(value, size)
+            except ValueError as exc:
+                raise CLIError(f"--{name}: {exc}") from None
     noise = GaussianNoise(args.sigma)  # where a --noise option would choose another
     timeout = datetime.timedelta(seconds=args.dist_timeout)
     session = _Distributed(torch, args.device, timeout)
@@ -188,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         per_sample = args.n + (args.n0 or 0)
         bar = _bar(args, session.rank, n_rows * per_sample, start * per_sample, start, n_rows)
         progress = _Scaled(bar, session.world_size) if bar is not None else False
+        # Inputs per call: about 8 batches, so that the fixed cost of a call stays small;
+        # rows are written (and kept on a kill) call by call.
         per_call = max(1, (8 * args.batch) // args.n)
         common = dict(sigma=args.sigma, batch_size=args.batch, num_classes=width,
                       seed=args.seed, device=device, progress=progress,

@@ -33,7 +33,8 @@ from topk_bounds.limits import N_MAX
 from . import collectives
 from .collectives import DistributedError
 from .noise import GaussianNoise, Noise
-from .streams import ESTIMATION, block_size, fresh_entropy, global_indices, input_words, schedule
+from .streams import (ESTIMATION, block_size, check_blocks, fresh_entropy, global_indices,
+                      input_words, schedule)
 
 __all__ = ["sample_counts", "ModelError", "DistributedError"]
 
@@ -76,7 +77,9 @@ def sample_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torch.T
     sigma : float
         Standard deviation of the noise, finite and ``> 0``.
     n : int
-        Samples per input, ``1 <= n <= topk_bounds.limits.N_MAX``.
+        Samples per input, ``1 <= n <= topk_bounds.limits.N_MAX``, and at most ``2**32``
+        noise blocks per input (:func:`sampler.streams.check_blocks`: ``n <= 5.4e11`` for
+        inputs of more than 512 scalars).
     batch_size : int
         Noisy samples per forward pass, ``>= 1``. Inputs with ``n < batch_size`` share
         forward passes. Memory is one batch plus one block of noisy inputs (at most a few
@@ -232,8 +235,18 @@ class Request:
     world_size: int
     timeout: datetime.timedelta | None = None
 
+    @property
+    def block(self) -> int:
+        """Samples per noise block for these inputs (:func:`sampler.streams.block_size`)."""
+        return block_size(max(1, math.prod(self.inputs.shape[1:])))
+
+    def check(self, n: int) -> None:
+        """Raise ValueError if ``n`` samples per input need too many noise blocks."""
+        check_blocks(n, self.block)
+
     def count(self, n: int, stream: int) -> np.ndarray:
         """``(B, C)`` counts of ``n`` samples per input from random stream ``stream``."""
+        self.check(n)
         with _evaluating(self.model), torch.inference_mode():
             with _progress_bar(self.progress, self._local_total(n), self.rank) as bar:
                 counts, width = self._count_local(n, stream, bar)
@@ -267,7 +280,7 @@ class Request:
         """This rank's counts (flat, on the device, one extra column) and the output width."""
         x, device, noise = self.inputs, self.device, self.noise
         shape = tuple(x.shape[1:])
-        size = block_size(max(1, math.prod(shape)))
+        size = self.block
         n_inputs = len(self.indices)
         capacity = min(self.batch_size, n_inputs * n)
         buf = _allocate((capacity, *shape), x.dtype, device, "batch_size", self.batch_size)
@@ -412,6 +425,7 @@ class _Counter:
         self.full = None  # the shape of the logits of a full batch, once known
         self.row_pos = -1
         self.row: torch.Tensor | None = None  # rows[row_pos]
+        self.row_without: torch.Tensor | None = None  # its last column
         self.group = max(1, STAGED_SAMPLES // capacity)  # passes that flush() counts at once
         self.staged_pos = -1
         self.staged: list[tuple[torch.Tensor, torch.Tensor]] = []  # (largest, classes)
@@ -468,8 +482,10 @@ class _Counter:
         return predictions
 
     def _row(self, pos: int) -> torch.Tensor:
+        """Row ``pos`` of the counts (and, as ``row_without``, its last column)."""
         if pos != self.row_pos:
             self.row_pos, self.row = pos, self.rows[pos]
+            self.row_without = self.row[self.without:]
         return self.row
 
     def add(self, batch: torch.Tensor, single: int, owner: torch.Tensor) -> None:
@@ -517,8 +533,11 @@ class _Counter:
         if not staged:
             return
         k = len(staged) * self.capacity
-        if self.staged_ones is None or self.staged_ones.shape[0] < k:
-            self.staged_ones = torch.ones(k, dtype=torch.int64, device=self.device)
+        ones = self.staged_ones
+        if ones is None or ones.shape[0] < k:
+            ones = self.staged_ones = torch.ones(k, dtype=torch.int64, device=self.device)
+        if ones.shape[0] != k:
+            ones = ones[:k]
         row = self._row(self.staged_pos)
         try:
             largest = torch.cat([values for values, _ in staged])
@@ -530,11 +549,11 @@ class _Counter:
             # Every staged sample is input staged_pos's, so its samples without a class
             # need only be counted (v - v is NaN, so nonzero, exactly when v is not
             # finite): such a row is never returned, whatever its class columns say.
-            if predicted.device != self.device:
-                predicted = predicted.to(self.device)
-            row.scatter_add_(0, predicted, self.staged_ones[:k])
             without = torch.count_nonzero(largest - largest)
-            row[self.without:].add_(without.to(self.device))
+            if predicted.device != self.device:
+                predicted, without = predicted.to(self.device), without.to(self.device)
+            row.scatter_add_(0, predicted, ones)
+            self.row_without.add_(without)
         staged.clear()
 
 

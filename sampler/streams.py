@@ -50,7 +50,7 @@ import numpy as np
 
 __all__ = ["BLOCK_MIN", "BLOCK_MAX", "BLOCK_SCALARS", "ESTIMATION", "SELECTION", "Plan",
            "block_size", "blocks_per_input", "input_words", "block_seeds", "schedule",
-           "fresh_entropy", "global_indices", "INDEX_LIMIT"]
+           "check_blocks", "fresh_entropy", "global_indices", "INDEX_LIMIT", "MAX_BLOCKS"]
 
 #: Fewest samples per block (inputs with more than BLOCK_SCALARS / BLOCK_MIN scalars).
 BLOCK_MIN = 128
@@ -66,6 +66,9 @@ PLAN_BLOCKS = 2**15
 ESTIMATION = 0
 #: Stream of the selection stage of the two-stage procedure (disjoint from ESTIMATION).
 SELECTION = 1
+
+#: Most blocks in one row: their 32-bit low seed words must be distinct.
+MAX_BLOCKS = 2**32
 
 #: Global indices must be below this (they are mixed as 64-bit words; 2**63 keeps int64).
 INDEX_LIMIT = 2**63
@@ -166,7 +169,8 @@ def schedule(words: np.ndarray, n: int, size: int, rank: int = 0,
     The call's blocks are numbered input-major (all blocks of input 0, then of input 1, ...)
     and rank ``r`` takes those whose number is ``r`` modulo ``world_size``. The union over
     ranks is the single-process schedule, so the summed counts do not depend on
-    ``world_size``. Each piece covers at most about :data:`PLAN_BLOCKS` blocks.
+    ``world_size``. Each piece holds at most :data:`PLAN_BLOCKS` blocks, so memory does
+    not grow with ``n`` or with the number of inputs.
 
     Examples
     --------
@@ -178,19 +182,33 @@ def schedule(words: np.ndarray, n: int, size: int, rank: int = 0,
     """
     per_input = blocks_per_input(n, size)
     last = n - (per_input - 1) * size
-    n_inputs = len(words)
-    step = max(1, PLAN_BLOCKS // per_input)
-    for first in range(0, n_inputs, step):
-        stop = min(n_inputs, first + step)
-        number = np.arange(first * per_input, stop * per_input, dtype=np.int64)
-        if world_size > 1:
-            number = number[number % world_size == rank]
-        if number.size == 0:
-            continue
+    total = len(words) * per_input
+    span = PLAN_BLOCKS * world_size
+    for lo in range(rank, total, span):
+        number = np.arange(lo, min(total, lo + span), world_size, dtype=np.int64)
         pos, block = np.divmod(number, per_input)
         sizes = np.where(block == per_input - 1, last, size)
         seeds = block_seeds(words[pos], block)
         yield Plan(pos=pos.tolist(), size=sizes.tolist(), seed=seeds.tolist())
+
+
+def check_blocks(n: int, size: int) -> None:
+    """Reject an ``n`` whose row would need more than :data:`MAX_BLOCKS` blocks.
+
+    The low 32 bits of a row's block seeds are distinct only for its first ``2**32``
+    blocks; beyond them a row would reuse noise, and its samples would not be
+    independent.
+
+    >>> check_blocks(10**6, 128)
+    >>> check_blocks(2**32 * 128 + 1, 128)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be at most 549755813888 for inputs of this size (2**32 blocks of 128 samples: more would reuse noise within a row), got 549755813889
+    """
+    if blocks_per_input(n, size) > MAX_BLOCKS:
+        raise ValueError(f"n must be at most {MAX_BLOCKS * size} for inputs of this size "
+                         f"(2**32 blocks of {size} samples: more would reuse noise within a "
+                         f"row), got {n}")
 
 
 def global_indices(indices: Sequence[int] | None, n_inputs: int) -> list[int]:

@@ -130,6 +130,8 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
     request = prepare(model, inputs, sigma=sigma, batch_size=batch_size,
                       num_classes=num_classes, seed=seed, device=device, indices=indices,
                       progress=progress, distributed=distributed, timeout=timeout)
+    request.check(n0)
+    request.check(n)  # before any sampling
     selection = request.count(n0, SELECTION)
     if request.num_classes is None:  # both stages get the same columns
         request.num_classes = selection.shape[1]

@@ -353,12 +353,27 @@ def test_an_absurd_batch_size_is_a_value_error_not_a_crash():
     (dict(timeout=0), "timeout must be a finite number of seconds > 0, got 0"),
     (dict(timeout="soon"), "timeout must be None, a number of seconds or a timedelta"),
     (dict(indices=[2**63]), r"indices must be < 2\*\*63"),
+    # More than 2**32 blocks would reuse seeds within a row (not independent samples):
+    (dict(inputs=torch.zeros(1, 4096), n=2**32 * 128 + 1),
+     r"n must be at most 549755813888 for inputs of this size"),
 ])
 def test_api_arguments_beyond_their_range_are_value_errors(kwargs, message):
-    call = dict(sigma=1.0, n=10, batch_size=10, seed=0)
+    call = dict(inputs=_x(0.0), sigma=1.0, n=10, batch_size=10, seed=0)
     call.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        sample_counts(models.NearestCentre(), _x(0.0), **call)
+        sample_counts(models.NearestCentre(), **call)
+
+
+@pytest.mark.parametrize("n0, n, message", [
+    (10**12 + 1, 10, r"n0 must be at most 1e\+12"),
+    (10, 2**32 * 128 + 1, r"n must be at most 549755813888"),
+])
+def test_two_stage_checks_both_sizes_before_sampling_either(n0, n, message):
+    recorder = models.BatchRecorder()
+    with pytest.raises(ValueError, match=message):
+        two_stage_counts(recorder, torch.zeros(1, 4096), sigma=1.0, n0=n0, n=n,
+                         batch_size=10, seed=0)
+    assert recorder.sizes == []  # nothing was sampled
 
 
 # torch made unimportable, as on a machine without it (a finder that knows no torch).
