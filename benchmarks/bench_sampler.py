@@ -238,7 +238,10 @@ def _markdown(meta: dict, speed: list[dict], memory: list[dict]) -> str:
              f"{meta['repeats']} interleaved repeats, sigma={SIGMA}; samples per loop: "
              + ", ".join(f"{k} {v}" for k, v in meta["samples"].items()) + ". "
              "Throughput from the median time; overhead: the median over repeats of "
-             "sampler / bare - 1 (quartiles in brackets), then the ratio of the medians.", "",
+             "sampler / bare - 1 (quartiles in brackets), then the ratio of the medians. "
+             f"Load average of the machine before and after: "
+             f"{meta['load_average'][0]:.2f}, {meta['load_average_after'][0]:.2f} "
+             f"({meta['cpus']} CPUs).", "",
              "| variant | model | batch | forward img/s | bare loop img/s | sampler img/s "
              "| overhead vs bare | (quartiles) | (of medians) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
         label_list = [int(v) for v in labels.tolist()]
         fields = dict(model=args.model, model_sha256=model_hash, weights_sha256=weights_hash,
                       inputs=args.inputs, inputs_sha256=inputs_hash, sigma=repr(args.sigma),
-                      seed=args.seed, device=device.type, classes=width, rows=n_rows,
-                      **noise.header_fields())
+                      seed=args.seed, device=device.type, classes=width, rows=n_rows)
+        fields.update(noise.header_fields())  # what the noise itself says determines rows
         start = 0
         failure: CLIError | None = None
         if session.rank == 0:
