@@ -278,8 +278,17 @@ def run_demo(out: str | Path, *, sigma: float = 0.5, n: int = 5000, num_test: in
     for name, value in (("n", n), ("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    from topk_bounds.limits import N_MAX
+
+    if n > N_MAX:
+        raise ValueError(f"n must be at most {N_MAX:.0e} (topk_bounds.limits.N_MAX), got {n}")
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out must be a directory, got the existing file {os.fspath(out)!r}")
+    parent = os.path.abspath(out)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out: cannot write into {parent!r} (permission denied)")
     with _torch_state(threads):
         return _pipeline(Path(out), sigma=sigma, n=n, num_test=num_test, epochs=epochs,
                          alpha=alpha, seed=seed, batch_size=batch_size, progress=progress)
