@@ -3,20 +3,28 @@
 ::
 
     topk-bounds sample --model MODEL --inputs DATA --sigma S --n N --batch B --seed SEED
-                       --out FILE [--n0 N0] [--device DEV] [--no-progress]
-                       [--noise {gaussian,discrete}] [--grid G]
+                       --out FILE [--n0 N0] [--device DEV] [--dist-timeout SECONDS]
+                       [--noise {gaussian,discrete}] [--grid G] [--no-progress]
 
 ``MODEL`` is a TorchScript file or ``package.module:factory`` (a callable returning a
 ``torch.nn.Module``; the current directory is importable). ``DATA`` is a ``.pt`` file
-holding a dict with ``inputs`` (N, ...) and ``labels`` (N,).
+holding a dict with ``inputs`` (N, ...), all finite, and ``labels`` (N,).
 
 The output
 ----------
-``FILE`` starts with one ``#`` line that records what determines the rows (model, data,
-sigma, n, seed, device type, classes, rows, noise; with ``--noise discrete`` also the grid
-and the total-variation ``delta`` that ``certify`` must allow for), then holds one row per
+``FILE`` starts with one ``#`` line, written by :func:`topk_bounds.io.format_header` (kind
+``sample``, version 2, values percent-escaped so that any path stays on the line), that
+records what determines the rows: the stage and its sample size, the model and the
+sha256 of its file (a TorchScript file, or the factory's module source) and of its
+weights (parameters and buffers), the inputs file and its sha256, sigma, the seed, the
+device type, the classes, the rows and the noise's own fields (``noise``; with ``--noise discrete``
+also the grid and the total-variation ``delta`` that ``certify`` allows for). Then it holds one row per
 input: the ``n``-sample counts, then the label (:func:`topk_bounds.io.format_count_row`),
-the format that ``topk-bounds certify`` reads. Rows are written in order and flushed one by one.
+the format that ``topk-bounds certify`` reads. Rows are written in order and flushed one
+by one. Files are created with mode 0666 less the umask.
+
+Version 2 of the header (this one) goes with version 2 of the block layout
+(:mod:`sampler.streams`): the rows of a version 1 file cannot be continued.
 
 With ``--n0``, the selection stage of Cohen et al.'s two-stage procedure is sampled too,
 from a separate random stream, and written to ``FILE.n0`` in the same format (rows sum to
@@ -30,7 +38,13 @@ Every row depends only on the ``#`` line's fields and the row number (see
 :mod:`sampler.streams`), not on ``--batch`` or on the number of ranks. Killed at any moment
 and started again with the same arguments, the command keeps every complete row, drops a
 torn last line, continues, and ends with exactly the file an uninterrupted run writes. A
-file whose ``#`` line differs from this run's is an error, never overwritten.
+file whose ``#`` line differs from this run's is an error, never overwritten; so is a
+changed inputs file, model file or set of weights (their hashes differ), which would mix
+rows of two data sets or models.
+
+While it runs, the command holds an exclusive lock (``fcntl.flock``) on ``FILE`` (and
+``FILE.n0``): a second run on the same output stops at once with one line. The operating
+system releases the lock when the process ends, however it ends.
 
 Distributed
 -----------
@@ -41,6 +55,9 @@ the same file a single process writes::
     torchrun --nproc_per_node 2 -m topk_bounds.cli -- sample --model ... --n 100000 ...
 
 (the ``--`` keeps torchrun from reading ``--n`` as an abbreviation of its own options).
+``--dist-timeout`` (default 600 s) bounds the start-up (every rank must join within it)
+and every collective: a rank that never starts, stalls or dies makes every other rank
+stop with one line naming the timeout, instead of waiting forever.
 
 This module imports torch only inside :func:`run`, so the other subcommands stay torch-free.
 """
@@ -48,7 +65,11 @@ This module imports torch only inside :func:`run`, so the other subcommands stay
 from __future__ import annotations
 
 import argparse
+import datetime
+import errno
+import hashlib
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -56,13 +77,28 @@ from typing import Any
 
 from topk_bounds.argtypes import CLIError, finite_positive, non_negative_int, positive_int
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "run", "HEADER_VERSION"]
+
+#: Version of the ``#`` line (and of the block layout) of the files this command writes.
+HEADER_VERSION = 2
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_HASHED = {
+    "inputs_sha256": "the --inputs file changed since {path} was written (its sha256 differs)",
+    "model_sha256": "the --model file changed since {path} was written (its sha256 differs)",
+    "weights_sha256": "the model's weights differ from those of the run that wrote {path} "
+                      "(a factory must build the same model every time: load a checkpoint "
+                      "or seed its initialisation)",
+}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``sample`` arguments to ``parser``."""
+    parser.description = (
+        "Sample a torch model's predictions on Gaussian perturbations of every input of a "
+        ".pt file and write their counts per class, one row per input, to a count file "
+        "for 'topk-bounds certify'. Resumable: run the same command again after an "
+        "interruption. Needs the [torch] extra.")
     parser.add_argument("--model", required=True,
                         help="TorchScript file, or package.module:factory (a callable "
                              "returning a torch.nn.Module)")
@@ -74,14 +110,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="estimation samples per input (the counts in FILE)")
     parser.add_argument("--batch", type=positive_int("--batch"), required=True,
                         help="noisy samples per forward pass (does not change the counts)")
-    parser.add_argument("--seed", type=non_negative_int("--seed"), required=True, help="random seed, >= 0")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("--seed", type=non_negative_int("--seed"), required=True,
+                        help="random seed, >= 0")
+    parser.add_argument("--out", required=True, metavar="FILE",
                         help="count file to write, or to resume if it exists")
     parser.add_argument("--n0", type=positive_int("--n0"),
                         help="also draw N0 selection samples per input (separate stream) "
                              "and write their counts to FILE.n0")
     parser.add_argument("--device", default=None,
                         help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--dist-timeout", type=finite_positive("--dist-timeout"),
+                        default=600.0, metavar="SECONDS",
+                        help="under torchrun: how long a rank waits for the others to start "
+                             "and in each collective before it stops (default: 600)")
     parser.add_argument("--no-progress", action="store_true",
                         help="do not show the progress bar on stderr")
     parser.add_argument("--noise", choices=("gaussian", "discrete"), default="gaussian",
@@ -98,47 +139,78 @@ def run(args: argparse.Namespace) -> int:
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - the parser already reports this
-        raise CLIError(f"'sample' needs torch ({exc}); install topk-bounds[torch]") from None
+        raise CLIError(f"'sample' needs torch ({exc}); install it with "
+                       "pip install 'topk-bounds[torch]'") from None
 
+    from topk_bounds.limits import N_MAX
+
+    from .collectives import DistributedError
     from .core import ModelError, sample_counts
+    from .streams import block_size, check_blocks
     from .two_stage import two_stage_counts
 
-    data_inputs, labels = _load_data(args.inputs, torch)
+    for name in ("n", "n0"):
+        value = getattr(args, name)
+        if value is not None and value > N_MAX:
+            raise CLIError(f"--{name} must be at most {N_MAX:.0e} (the largest n the bounds "
+                           f"support), got {value}")
+    outputs = [args.out] + ([args.out + ".n0"] if args.n0 is not None else [])
+    _check_outputs(outputs, [args.inputs, args.model])
+    data_inputs, labels, inputs_hash = _load_data(args.inputs, torch)
     noise = _noise(args, data_inputs)
-    session = _Distributed(torch, args.device)
+    size = block_size(max(1, data_inputs[0].numel()))
+    for name in ("n", "n0"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                check_blocks(value, size)
+            except ValueError as exc:
+                raise CLIError(f"--{name}: {exc}") from None
+    timeout = datetime.timedelta(seconds=args.dist_timeout)
+    session = _Distributed(torch, args.device, timeout)
+    files: list[_RowFile] = []
     try:
         device = session.device
-        model = _load_model(args.model, device, torch)
+        model, model_hash, weights_hash = _load_model(args.model, device, torch)
         width = _probe(model, data_inputs[:1].to(device), torch)
         if int(labels.max()) >= width:
             raise CLIError(f"--inputs: label {int(labels.max())} is outside 0..{width - 1} "
                            f"(the model has {width} outputs)")
         n_rows = len(labels)
         label_list = [int(v) for v in labels.tolist()]
-        fields = dict(model=args.model, inputs=args.inputs, sigma=repr(args.sigma),
-                      seed=args.seed, device=device.type, classes=width, rows=n_rows,
-                      **noise.header_fields(int(data_inputs[0].numel())))
-        files = []
+        fields = dict(model=args.model, model_sha256=model_hash, weights_sha256=weights_hash,
+                      inputs=args.inputs, inputs_sha256=inputs_hash, sigma=repr(args.sigma),
+                      seed=args.seed, device=device.type, classes=width, rows=n_rows)
+        # what the noise itself says determines the rows (and, discrete, certify's delta)
+        fields.update(noise.header_fields(int(data_inputs[0].numel())))
+        start = 0
+        failure: CLIError | None = None
         if session.rank == 0:
-            if args.n0 is not None:
-                files.append(_RowFile(args.out + ".n0", _header(fields, "selection", args.n0),
-                                      width, label_list, args.n0))
-            files.append(_RowFile(args.out, _header(fields, "estimation", args.n),
-                                  width, label_list, args.n))
-            start = min(f.complete_rows() for f in files)
-            for f in files:
-                f.open_at(start)
-        else:
-            start = 0
-        start = session.broadcast(start)
+            try:
+                if args.n0 is not None:
+                    files.append(_RowFile(args.out + ".n0", _header("selection", args.n0,
+                                                                    fields),
+                                          width, label_list, args.n0))
+                files.append(_RowFile(args.out, _header("estimation", args.n, fields),
+                                      width, label_list, args.n))
+                for f in files:
+                    f.lock()
+                start = min(f.complete_rows() for f in files)
+                for f in files:
+                    f.open_at(start)
+            except (CLIError, OSError) as exc:
+                failure = exc if isinstance(exc, CLIError) else CLIError(_os_message(exc))
+        start = session.broadcast_start(start, failure)
 
         per_sample = args.n + (args.n0 or 0)
         bar = _bar(args, session.rank, n_rows * per_sample, start * per_sample, start, n_rows)
         progress = _Scaled(bar, session.world_size) if bar is not None else False
+        # Inputs per call: about 8 batches, so that the fixed cost of a call stays small;
+        # rows are written (and kept on a kill) call by call.
         per_call = max(1, (8 * args.batch) // args.n)
         common = dict(sigma=args.sigma, batch_size=args.batch, num_classes=width,
                       seed=args.seed, device=device, progress=progress,
-                      noise=args.noise, grid=args.grid)
+                      timeout=session.wait_timeout, noise=args.noise, grid=args.grid)
         try:
             for i in range(start, n_rows, per_call):
                 j = min(n_rows, i + per_call)
@@ -152,7 +224,10 @@ def run(args: argparse.Namespace) -> int:
                         tables = [sample_counts(model, chunk, n=args.n, indices=range(i, j),
                                                 **common)]
                 except ModelError as exc:
-                    raise CLIError(str(exc)) from exc
+                    raise CLIError(f"{exc} (sampling --inputs rows {i}..{j - 1})") from exc
+                except DistributedError as exc:
+                    session.failed = True
+                    raise CLIError(f"{exc}; --dist-timeout is {args.dist_timeout:g} s") from exc
                 for row in range(j - i):
                     for f, table in zip(files, tables):
                         f.write(table[row], label_list[i + row])
@@ -161,13 +236,15 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-            for f in files:
-                f.close()
+        for f in files:
+            f.close()
         if session.rank == 0:
             done = "already complete" if start == n_rows else f"{n_rows - start} new"
             print(f"wrote {args.out}: {n_rows} rows ({done})", file=sys.stderr)
         return 0
     finally:
+        for f in files:
+            f.release()
         session.close()
 
 
@@ -188,14 +265,41 @@ def _noise(args: argparse.Namespace, data_inputs):
     return noise
 
 
-def _header(fields: dict[str, Any], stage: str, n: int) -> str:
+def _header(stage: str, n: int, fields: dict[str, Any]) -> str:
+    from topk_bounds.io import format_header
+
     size = "n" if stage == "estimation" else "n0"
-    items = " ".join(f"{key}={value}" for key, value in fields.items())
-    return f"# topk-bounds sample v1 stage={stage} {size}={n} {items}"
+    return format_header("sample", {"stage": stage, size: n, **fields},
+                         version=HEADER_VERSION)
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _check_outputs(outputs: list[str], sources: list[str]) -> None:
+    """``--out`` must name a file that is neither a directory nor one of the sources."""
+    out = outputs[0]
+    if not out.strip():
+        raise CLIError("--out must name a file, got an empty string")
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+        raise CLIError(f"--out {out!r} is a directory; name the count file to write in it")
+    for path in outputs:
+        for source in sources:
+            if os.path.exists(path) and os.path.exists(source) \
+                    and os.path.samefile(path, source):
+                raise CLIError(f"--out {path!r} is the same file as {source!r}; "
+                               "choose another --out")
 
 
 class _RowFile:
-    """A count file written row by row; opening it resumes after its last complete row."""
+    """A count file written row by row; opening it resumes after its last complete row.
+
+    :meth:`lock` opens (or creates) the file and takes an exclusive, non-blocking
+    ``flock`` on it, held until :meth:`release`.
+    """
 
     def __init__(self, path: str, header: str, width: int, labels: list[int], n: int) -> None:
         self.path = path
@@ -204,28 +308,75 @@ class _RowFile:
         self.labels = labels
         self.n = n
         self.ends: list[int] = []  # byte offset after the header and after each row
+        self.fd: int | None = None
+        self.created = False
         self.fh = None
 
-    def complete_rows(self) -> int:
-        """Check the existing file and count its complete rows (0 if absent or torn)."""
+    def lock(self) -> None:
+        import fcntl
+
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        while True:
+            existed = os.path.exists(self.path)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise CLIError(f"{self.path} is being written by another running "
+                                   "'topk-bounds sample' (it holds the file's lock); wait "
+                                   "for it to finish or choose another --out") from None
+                raise
+            try:  # the path may have been replaced while we waited for the lock
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd, self.created = fd, not existed
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        """Close the file and drop the lock; remove the file if this run created it empty."""
         try:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            return 0
+            self.close()
+        except CLIError:  # a write already failed and was reported
+            pass
+        if self.fd is None:
+            return
+        try:
+            if self.created and os.fstat(self.fd).st_size == 0:
+                os.unlink(self.path)  # still under the lock: nobody else writes it
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def complete_rows(self) -> int:
+        """Check the existing file and count its complete rows (0 if empty or torn)."""
+        from topk_bounds.io import parse_header
+
+        with open(self.path, "rb") as fh:
+            data = fh.read()
         complete = data[:data.rfind(b"\n") + 1]  # a torn last line is dropped
         if not complete:
             if not (self.header + "\n").encode("utf-8").startswith(data):
                 raise CLIError(f"{self.path} exists and is not a count file of this run; "
                                "remove it or choose another --out")
             return 0
-        data = complete
-        lines = data.split(b"\n")[:-1]
+        lines = complete.split(b"\n")[:-1]
         first = lines[0].decode("utf-8", "replace")
         if first != self.header:
-            raise CLIError(f"{self.path} was written by a different run "
-                           f"({_difference(first, self.header)}); remove it or choose "
-                           "another --out")
+            try:
+                found = parse_header(first)
+            except ValueError:
+                raise CLIError(f"{self.path} exists and is not a count file of "
+                               "'topk-bounds sample'; remove it or choose another --out"
+                               ) from None
+            raise CLIError(self._difference(found, parse_header(self.header)))
         offset = len(lines[0]) + 1
         self.ends = [offset]
         for k, line in enumerate(lines[1:]):
@@ -233,6 +384,27 @@ class _RowFile:
             offset += len(line) + 1
             self.ends.append(offset)
         return len(self.ends) - 1
+
+    def _difference(self, found: dict[str, str], wanted: dict[str, str]) -> str:
+        """Why a file's ``#`` line does not continue this run, in one line."""
+        if found.get("kind") != "sample":
+            return (f"{self.path} exists and is not a count file of 'topk-bounds sample'; "
+                    "remove it or choose another --out")
+        if found.get("version") != wanted["version"]:
+            return (f"{self.path} was written by version {found.get('version')} of "
+                    f"'topk-bounds sample', whose rows this version (header v"
+                    f"{wanted['version']}, a new block layout) cannot continue; remove it or "
+                    "choose another --out")
+        keys = list(wanted) + [k for k in found if k not in wanted]
+        differing = [k for k in keys if found.get(k) != wanted.get(k)]
+        if differing and all(k in _HASHED for k in differing):
+            first = next(k for k in _HASHED if k in differing)  # a new model file: new weights
+            return (_HASHED[first].format(path=self.path) + "; its rows would mix with this "
+                    "run's: remove it or choose another --out")
+        pairs = [(k, found.get(k), wanted.get(k)) for k in differing]
+        shown = "; ".join(f"it has {k}={_show(a)}, this run {k}={_show(b)}" for k, a, b in pairs)
+        return (f"{self.path} was written by a different run ({shown}); remove it or choose "
+                "another --out")
 
     def _check_row(self, k: int, line: bytes) -> None:
         where = f"{self.path} line {k + 2}"
@@ -250,76 +422,168 @@ class _RowFile:
 
     def open_at(self, rows: int) -> None:
         """Keep the header and the first ``rows`` rows, and append from there."""
+        os.ftruncate(self.fd, self.ends[rows] if self.ends else 0)
+        self.fh = open(os.dup(self.fd), "a", encoding="utf-8", newline="\n")
         if not self.ends:
-            with open(self.path, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(self.header + "\n")
-        else:
-            with open(self.path, "r+b") as fh:
-                fh.truncate(self.ends[rows])
-        self.fh = open(self.path, "a", encoding="utf-8", newline="\n")
+            try:
+                self.fh.write(self.header + "\n")
+                self.fh.flush()
+            except OSError as exc:
+                raise CLIError(f"{self.path}: cannot write the header "
+                               f"({exc.strerror or exc})") from None
 
     def write(self, counts, label: int) -> None:
         from topk_bounds.io import format_count_row
 
-        self.fh.write(format_count_row(counts, label))
-        self.fh.flush()
+        try:
+            self.fh.write(format_count_row(counts, label))
+            self.fh.flush()
+        except OSError as exc:
+            raise CLIError(f"{self.path}: cannot write a row ({exc.strerror or exc}); the "
+                           "complete rows are kept: run the command again to resume") from None
 
     def close(self) -> None:
         if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+            fh, self.fh = self.fh, None
+            try:
+                fh.close()
+            except OSError as exc:
+                raise CLIError(f"{self.path}: cannot write ({exc.strerror or exc}); run the "
+                               "command again to resume") from None
+
+
+def _show(value: str | None) -> str:
+    return "(none)" if value is None else value[:80]
 
 
 class _Distributed:
     """Joins torch.distributed under torchrun; picks the device; a no-op otherwise."""
 
-    def __init__(self, torch, device: str | None) -> None:
+    def __init__(self, torch, device: str | None, timeout: datetime.timedelta) -> None:
         self.torch = torch
-        self.rank, self.world_size, self.owned = 0, 1, False
+        self.timeout = timeout
+        self.rank, self.world_size, self.owned, self.failed = 0, 1, False, False
         import torch.distributed as dist
 
         self.dist = dist
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as exc:
-            raise CLIError(f"--device: {device!r} is not a torch device ({exc})") from None
-        if self.device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise CLIError(f"--device {device}: CUDA is not available")
-            if self.device.index is None:
-                self.device = torch.device("cuda", local_rank)
+        self.device = _device(torch, device, local_rank)
         initialized = dist.is_available() and dist.is_initialized()
         if not initialized and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
-            dist.init_process_group(backend=backend)
+            rank = os.environ.get("RANK", "?")
+            try:
+                dist.init_process_group(backend=backend, timeout=timeout)
+            except Exception as exc:
+                raise CLIError(
+                    f"rank {rank}: torch.distributed did not start within --dist-timeout "
+                    f"{timeout.total_seconds():g} s (did every rank start?): "
+                    f"{type(exc).__name__}: {_first_line(exc)[:200]}") from None
             self.owned = initialized = True
         if initialized:
             self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        # A process group of our own already times out every collective at ``timeout``
+        # (gloo then cancels it, so the process can exit); waiting with a timeout of our
+        # own would leave the collective pending. In a group that someone else set up,
+        # waiting with the timeout is the best that can be done.
+        self.wait_timeout = None if self.owned or self.world_size == 1 else timeout
 
-    def broadcast(self, value: int) -> int:
+    def broadcast_start(self, start: int, failure: CLIError | None) -> int:
+        """Rank 0's first row to sample, on every rank; rank 0's failure stops them all."""
         if self.world_size == 1:
-            return value
-        box = [value]
-        self.dist.broadcast_object_list(box, src=0)
-        return int(box[0])
+            if failure is not None:
+                raise failure
+            return start
+        from .collectives import DistributedError, broadcast_int
+
+        try:
+            code = broadcast_int(0 if failure is not None else start + 1, 64, self.device,
+                                 "the broadcast of the first row", self.wait_timeout)
+        except DistributedError as exc:
+            self.failed = True
+            raise CLIError(f"{exc}; --dist-timeout is {self.timeout.total_seconds():g} s"
+                           ) from None
+        if failure is not None:
+            raise failure
+        if code == 0:
+            raise CLIError(f"rank {self.rank}: rank 0 could not open the output (it says why)")
+        return code - 1
 
     def close(self) -> None:
-        if self.owned:
+        if self.owned and not self.failed:
             self.dist.destroy_process_group()
+        self.owned = False
+
+
+def _device(torch, device: str | None, local_rank: int):
+    """The torch device to use: valid, able to hold data, and there."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        result = torch.device(device)
+    except RuntimeError as exc:
+        raise CLIError(f"--device: {device!r} is not a torch device ({_first_line(exc)})"
+                       ) from None
+    if result.type == "meta":
+        raise CLIError(f"--device {device}: meta tensors have no values to sample; use cpu "
+                       "or cuda")
+    if result.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CLIError(f"--device {device}: CUDA is not available")
+        if result.index is None:
+            result = torch.device("cuda", local_rank)
+        if result.index >= torch.cuda.device_count():
+            raise CLIError(f"--device {device}: there are only {torch.cuda.device_count()} "
+                           "CUDA devices")
+    try:
+        torch.zeros(1, device=result).cpu()
+    except Exception as exc:
+        raise CLIError(f"--device {device}: cannot be used ({type(exc).__name__}: "
+                       f"{_first_line(exc)[:200]})") from None
+    return result
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256_weights(model, torch) -> str:
+    """sha256 of a module's parameters and buffers: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        data = tensor.detach().cpu()
+        digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
+        try:
+            digest.update(data.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        except (RuntimeError, TypeError):  # sparse, quantized, ...: its serialised form
+            import io
+
+            buffer = io.BytesIO()
+            torch.save(data, buffer)
+            digest.update(buffer.getvalue())
+    return digest.hexdigest()
 
 
 def _load_model(spec: str, device, torch):
+    """The model on ``device``, the sha256 of its file and the sha256 of its weights."""
+    if os.path.isdir(spec):
+        raise CLIError(f"--model: {spec!r} is a directory, not a TorchScript file")
     if os.path.isfile(spec):
+        file_hash = _sha256_file(spec)
         try:
-            return torch.jit.load(spec, map_location=device)
+            model = torch.jit.load(spec, map_location="cpu")
         except Exception as exc:
             raise CLIError(f"--model: cannot load {spec!r} as a TorchScript file "
                            f"({_first_line(exc)})") from None
+        return _placed(model, spec, device), file_hash, _sha256_weights(model, torch)
     if not _FACTORY.match(spec):
         raise CLIError(f"--model: {spec!r} is neither a file nor of the form "
                        "package.module:factory")
@@ -328,8 +592,16 @@ def _load_model(spec: str, device, torch):
         sys.path.insert(0, os.getcwd())
     try:
         target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CLIError(f"--model: cannot import {module_name!r} ({_first_line(exc)})") from None
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise CLIError(f"--model: cannot import {module_name!r} ({_first_line(exc)})"
+                           ) from None
+        raise CLIError(f"--model: importing {module_name!r} failed: "
+                       f"{_where(exc)}{type(exc).__name__}: {_first_line(exc)}") from None
+    except (Exception, SystemExit) as exc:  # a syntax error, or raising at import
+        raise CLIError(f"--model: importing {module_name!r} failed: {_where(exc)}"
+                       f"{type(exc).__name__}: {_first_line(exc)}") from None
+    source = _module_source(target)
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise CLIError(f"--model: {module_name!r} has no attribute {attribute!r}")
@@ -338,17 +610,53 @@ def _load_model(spec: str, device, torch):
         raise CLIError(f"--model: {spec} is not callable")
     try:
         model = target()
-    except Exception as exc:
-        raise CLIError(f"--model: {spec}() raised {_first_line(exc)}") from None
+    except (Exception, SystemExit) as exc:
+        raise CLIError(f"--model: {spec}() raised {type(exc).__name__}: "
+                       f"{_first_line(exc)}") from None
     if not isinstance(model, torch.nn.Module):
         raise CLIError(f"--model: {spec}() returned {type(model).__name__}, "
                        "not a torch.nn.Module")
-    return model.to(device)
+    return _placed(model, spec, device), source, _sha256_weights(model, torch)
+
+
+def _placed(model, spec: str, device):
+    try:
+        return model.to(device)
+    except Exception as exc:
+        raise CLIError(f"--model: cannot move {spec} to {device}: {type(exc).__name__}: "
+                       f"{_first_line(exc)[:200]}") from None
+
+
+def _module_source(module) -> str:
+    """sha256 of a factory module's source file ('none' for a module without one)."""
+    try:
+        path = inspect.getsourcefile(module) or getattr(module, "__file__", None)
+    except TypeError:
+        path = None
+    if not path or not os.path.isfile(path):
+        return "none"
+    return _sha256_file(path)
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line: `` of a SyntaxError, or of the innermost frame of a traceback."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}: "
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}: "
 
 
 def _load_data(path: str, torch):
+    """The inputs, the labels and the sha256 of the file."""
+    if os.path.isdir(path):
+        raise CLIError(f"--inputs: {path!r} is a directory, not a .pt file")
     if not os.path.isfile(path):
         raise CLIError(f"--inputs: no such file {path!r}")
+    file_hash = _sha256_file(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -365,12 +673,23 @@ def _load_data(path: str, torch):
                 if isinstance(inputs, torch.Tensor) else type(inputs).__name__)
         raise CLIError(f"--inputs: 'inputs' must be a floating-point tensor of shape (N, ...) "
                        f"with N >= 1, got {what}")
-    labels = torch.as_tensor(labels)
+    finite = torch.isfinite(inputs.reshape(len(inputs), -1)).all(dim=1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().tolist()
+        more = f" ({len(bad) - 1} more too)" if len(bad) > 1 else ""
+        raise CLIError(f"--inputs: input {bad[0]} holds NaN or inf{more}; every input must "
+                       "be finite")
+    try:
+        labels = torch.as_tensor(labels)
+    except Exception:
+        raise CLIError(f"--inputs: 'labels' must be {len(inputs)} integers >= 0, got "
+                       f"{type(labels).__name__}") from None
     if labels.ndim != 1 or len(labels) != len(inputs) or labels.is_floating_point() \
-            or labels.dtype == torch.bool or (len(labels) and int(labels.min()) < 0):
+            or labels.is_complex() or labels.dtype == torch.bool \
+            or (len(labels) and int(labels.min()) < 0):
         raise CLIError(f"--inputs: 'labels' must be {len(inputs)} integers >= 0 (one per "
                        f"input), got {labels.dtype} of shape {tuple(labels.shape)}")
-    return inputs, labels
+    return inputs, labels, file_hash
 
 
 def _probe(model, batch, torch) -> int:
@@ -380,23 +699,16 @@ def _probe(model, batch, torch) -> int:
     try:
         with _evaluating(model), torch.inference_mode():
             logits = model(batch)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise CLIError(f"the model failed on the inputs: {type(exc).__name__}: "
                        f"{_first_line(exc)}") from None
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != 1:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise CLIError(f"the model must return logits of shape (batch, classes), got {got} "
                        "for a batch of 1")
+    if logits.shape[1] < 1:
+        raise CLIError("the model returned logits with no classes (shape (1, 0))")
     return int(logits.shape[1])
-
-
-def _difference(found: str, wanted: str) -> str:
-    """What differs between a file's ``#`` line and this run's, for the error message."""
-    a, b = found.split(" "), wanted.split(" ")
-    if len(a) == len(b) and a[:4] == b[:4]:
-        pairs = [(x, y) for x, y in zip(a, b) if x != y]
-        return "; ".join(f"it has {x}, this run {y}" for x, y in pairs)
-    return f"its first line is {found[:200]!r}"
 
 
 def _first_line(exc: BaseException) -> str:

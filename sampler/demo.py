@@ -16,6 +16,8 @@ The pipeline, each step seeded:
    :func:`topk_bounds.predict` on the same counts (-1 where it abstains); it does not enter
    the radii.
 5. Write the radii, a plot and tables of certified accuracy (:mod:`topk_bounds.report`).
+   Every file is computed first and then written with :class:`topk_bounds.io.AtomicGroup`:
+   they appear together or not at all (a full disk leaves the directory as it was).
 
 Running it twice with the same arguments gives identical files: the model is initialised
 and trained from ``--seed``, the sampler's noise streams are seeded, torch runs with a fixed
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,13 +72,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seed of the model, the training and the noise (default: 0)")
     parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=2000,
                         help="noisy samples per forward pass (default: 2000)")
-    parser.add_argument("--threads", type=positive_int("--threads"), default=1,
-                        help="torch CPU threads; the numbers are reproducible for a fixed "
-                             "value (default: 1, the fastest on a busy machine)")
+    parser.add_argument("--threads", type=_threads, default=1,
+                        help=f"torch CPU threads, 1..{_max_threads()}; the numbers are "
+                             "reproducible for a fixed value (default: 1, the fastest on a "
+                             "busy machine)")
     parser.add_argument("--quick", action="store_true",
                         help="a reduced size for smoke tests (seconds, not a minute)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bars on stderr")
+
+
+def _max_threads() -> int:
+    return os.cpu_count() or 1
+
+
+def _threads(text: str) -> int:
+    """``--threads``: an integer in ``1 .. os.cpu_count()``."""
+    from topk_bounds.argtypes import positive_int
+
+    value = positive_int("--threads")(text)
+    if value > _max_threads():
+        raise argparse.ArgumentTypeError(f"--threads must be at most {_max_threads()} (the "
+                                         f"CPUs of this machine), got {text!r}")
+    return value
 
 
 def load_digits_split():
@@ -242,10 +262,33 @@ def run_demo(out: str | Path, *, sigma: float = 0.5, n: int = 5000, num_test: in
     Raises
     ------
     ValueError
-        If ``num_test`` is not in ``1 .. 360``.
+        If ``num_test`` is not in ``1 .. 360``, ``threads`` not in ``1 .. os.cpu_count()``,
+        or ``out`` is an existing file; before any training.
+    OSError
+        If the files cannot be written; then none of them is (the directory is left as it
+        was, or absent).
     """
-    if not 1 <= num_test <= NUM_TEST:
-        raise ValueError(f"num_test must be in 1..{NUM_TEST} (the test split), got {num_test}")
+    if isinstance(num_test, bool) or not isinstance(num_test, int) \
+            or not 1 <= num_test <= NUM_TEST:
+        raise ValueError(f"num_test must be in 1..{NUM_TEST} (the test split), got {num_test!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) \
+            or not 1 <= threads <= _max_threads():
+        raise ValueError(f"threads must be an integer in 1..{_max_threads()} (the CPUs of "
+                         f"this machine), got {threads!r}")
+    for name, value in (("n", n), ("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    from topk_bounds.limits import N_MAX
+
+    if n > N_MAX:
+        raise ValueError(f"n must be at most {N_MAX:.0e} (topk_bounds.limits.N_MAX), got {n}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out must be a directory, got the existing file {os.fspath(out)!r}")
+    parent = os.path.abspath(out)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out: cannot write into {parent!r} (permission denied)")
     with _torch_state(threads):
         return _pipeline(Path(out), sigma=sigma, n=n, num_test=num_test, epochs=epochs,
                          alpha=alpha, seed=seed, batch_size=batch_size, progress=progress)
@@ -258,7 +301,8 @@ def _pipeline(out: Path, *, sigma: float, n: int, num_test: int, epochs: int, al
     import topk_bounds
     from sampler import sample_counts
     from sampler.models import DigitsCNN
-    from topk_bounds.io import atomic_write, format_count_row
+    from sampler.noise import GaussianNoise
+    from topk_bounds.io import AtomicGroup, format_count_row, format_header
     from topk_bounds.report import certified_accuracy_table, write_radii, write_report
 
     t0 = time.perf_counter()
@@ -277,23 +321,37 @@ def _pipeline(out: Path, *, sigma: float, n: int, num_test: int, epochs: int, al
                            seed=noise_seed, progress=progress)
     t_sample = time.perf_counter() - t0 - t_train
 
-    out.mkdir(parents=True, exist_ok=True)
-    counts_path = out / "counts.txt"
-    with atomic_write(counts_path) as fh:
-        fh.write(f"# topk-bounds demo: sklearn digits, first {num_test} test images of the "
-                 f"fixed split; sigma={sigma:g} n={n} seed={seed}\n"
-                 "# 10 counts (labels 0..9), then the true label\n")
-        for row, label in zip(counts, labels):
-            fh.write(format_count_row(row, label))
-
     radii = {f"top-{k}": topk_bounds.certify(counts, labels, k=k, sigma=sigma, alpha=alpha,
                                              method="simuem").radius for k in KS}
     pred = topk_bounds.predict(counts, k=1, alpha=alpha)
     predict = np.where(pred.abstained, -1, pred.labels[:, 0])
     table = certified_accuracy_table(radii, GRID)
-    written = [counts_path, write_radii(out / "radii.tsv", labels, radii, predict=predict)]
-    written += write_report(table, out, title=f"sklearn digits, sigma = {sigma:g}, n = {n}, "
-                                              f"alpha = {alpha:g}")
+    header = format_header("demo", {"data": "sklearn-digits", "split": "fixed-stratified",
+                                    "num_test": num_test, "sigma": repr(sigma), "n": n,
+                                    "seed": seed,
+                                    **GaussianNoise(sigma).header_fields(int(x[0].numel()))})
+    counts_text = "".join([header + "\n", "# 10 counts (labels 0..9), then the true label\n"]
+                          + [format_count_row(row, label) for row, label in zip(counts, labels)])
+    title = f"sklearn digits, sigma = {sigma:g}, n = {n}, alpha = {alpha:g}"
+    # Everything is rendered into a private directory first, with the report's own
+    # writers; then all files move into ``out`` together, or none does.
+    with tempfile.TemporaryDirectory(prefix="topk-bounds-demo-") as staging:
+        staged = [write_radii(Path(staging) / "radii.tsv", labels, radii, predict=predict)]
+        staged += write_report(table, staging, title=title)
+        written = [out / "counts.txt"] + [out / Path(p).name for p in staged]
+        existed = out.exists()
+        try:
+            with AtomicGroup() as group:
+                with group.open(written[0]) as fh:
+                    fh.write(counts_text)
+                for source, target in zip(staged, written[1:]):
+                    with group.open(target, "wb") as fh:
+                        fh.write(Path(source).read_bytes())
+        except BaseException:
+            if not existed:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # only if empty: the group removed its temporary files
+            raise
     elapsed = time.perf_counter() - t0
 
     return DemoResult(

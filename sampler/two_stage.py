@@ -15,6 +15,7 @@ References
 
 from __future__ import annotations
 
+import datetime
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .core import _positive_int, prepare
+from .core import prepare, sample_size
 from .streams import ESTIMATION, SELECTION
 
 __all__ = ["TwoStageCounts", "two_stage_counts"]
@@ -74,7 +75,8 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
                      num_classes: int | None = None, seed: int | None = None,
                      device: str | torch.device | None = None,
                      indices: Sequence[int] | None = None, progress: Any = False,
-                     distributed: bool | None = None, noise: str = "gaussian",
+                     distributed: bool | None = None,
+                     timeout: float | datetime.timedelta | None = None, noise: str = "gaussian",
                      grid: int | None = None) -> TwoStageCounts:
     """Selection counts from ``n0`` samples and estimation counts from ``n`` fresh samples.
 
@@ -91,8 +93,11 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
         Selection samples per input, ``>= 1``.
     n : int
         Estimation samples per input, ``>= 1``.
-    model, inputs, sigma, batch_size, num_classes, seed, device, indices, progress, distributed
+    model, inputs, sigma, batch_size, num_classes, seed, device, indices, progress
         As for :func:`sampler.sample_counts`.
+    distributed, timeout
+        As for :func:`sampler.sample_counts`: the timeout bounds every collective of
+        both stages.
     noise, grid
         As for :func:`sampler.sample_counts`; both stages draw the same kind of noise.
 
@@ -123,11 +128,14 @@ def two_stage_counts(model: Callable[[torch.Tensor], torch.Tensor], inputs: torc
     ...                                          batch_size=512, seed=3)).all())
     True
     """
-    n0 = _positive_int("n0", n0)
-    n = _positive_int("n", n)
+    n0 = sample_size("n0", n0)
+    n = sample_size("n", n)
     request = prepare(model, inputs, sigma=sigma, batch_size=batch_size,
                       num_classes=num_classes, seed=seed, device=device, indices=indices,
-                      progress=progress, distributed=distributed, noise=noise, grid=grid)
+                      progress=progress, distributed=distributed, timeout=timeout,
+                      noise=noise, grid=grid)
+    request.check(n0)
+    request.check(n)  # before any sampling
     selection = request.count(n0, SELECTION)
     if request.num_classes is None:  # both stages get the same columns
         request.num_classes = selection.shape[1]

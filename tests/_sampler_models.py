@@ -106,3 +106,84 @@ def class_probabilities(x: float, sigma: float, centres=CENTRES) -> np.ndarray:
     upper = norm.cdf(np.r_[cuts, np.inf], loc=x, scale=sigma)
     lower = norm.cdf(np.r_[-np.inf, cuts], loc=x, scale=sigma)
     return upper - lower
+
+
+class NaNAbove(NearestCentre):
+    """NearestCentre, but a NaN in one logit of every sample whose first coordinate is > t."""
+
+    def __init__(self, threshold: float = 0.5, everywhere: bool = False) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.everywhere = everywhere
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        above = x[:, :1] > self.threshold
+        if self.everywhere:
+            return logits.masked_fill(above, float("nan"))
+        column = torch.zeros_like(logits, dtype=torch.bool)
+        column[:, 2:3] = above  # a NaN in a logit that is never the largest one for x < 1
+        return logits.masked_fill(column, float("nan"))
+
+
+class Above(torch.nn.Module):
+    """Class 1 where the first coordinate is > t, else class 0 (the reference for NaNAbove)."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        above = (x[:, :1] > self.threshold).to(x.dtype)
+        return torch.cat([1 - above, above], dim=1)
+
+
+def nan_above() -> NaNAbove:
+    """Factory for ``--model _sampler_models:nan_above``."""
+    return NaNAbove(0.5)
+
+
+def random_weights() -> torch.nn.Module:
+    """A factory that initialises its weights from torch's unseeded global generator."""
+    return torch.nn.Linear(1, 3)
+
+
+class ExitsOnBatches(NearestCentre):
+    """Passes the one-input probe, then raises SystemExit on the sampler's batches."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 1:
+            raise SystemExit("stop")
+        return super().forward(x)
+
+
+def exits_on_batches() -> ExitsOnBatches:
+    """Factory for ``--model _sampler_models:exits_on_batches``."""
+    return ExitsOnBatches()
+
+
+def exits_when_built():
+    """A factory that raises SystemExit (it used to end the command silently)."""
+    raise SystemExit(3)
+
+
+class StallsOnRankOne(NearestCentre):
+    """Sleeps ``STALL_SECONDS`` (environment) in its first sampling pass on rank 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import os
+
+        self.stall = float(os.environ.get("STALL_SECONDS", "0"))
+        self.rank = int(os.environ.get("RANK", "0"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rank == 1 and self.stall and x.shape[0] > 1:
+            time.sleep(self.stall)
+            self.stall = 0.0
+        return super().forward(x)
+
+
+def stalls_on_rank_one() -> StallsOnRankOne:
+    """Factory for ``--model _sampler_models:stalls_on_rank_one``."""
+    return StallsOnRankOne()

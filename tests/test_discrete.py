@@ -28,7 +28,7 @@ from sampler import sample_counts, two_stage_counts  # noqa: E402
 from sampler import discrete  # noqa: E402
 from sampler.discrete import (RANDOM_BITS, DiscreteGaussianNoise, offset_table)  # noqa: E402
 from sampler.noise import GaussianNoise, make_noise  # noqa: E402
-from sampler.streams import BLOCK_SIZE  # noqa: E402
+from sampler.streams import block_size  # noqa: E402
 from topk_bounds.cli import main  # noqa: E402
 from topk_bounds.io import parse_header, read_counts  # noqa: E402
 
@@ -421,9 +421,10 @@ def _probe_inputs() -> torch.Tensor:
 
 
 def test_discrete_rows_do_not_depend_on_batch_size():
-    n = 2 * BLOCK_SIZE + 44  # a short last block
+    xs = _probe_inputs()
+    n = 2 * block_size(xs[0].numel()) + 44  # a short last block
     probe = OffsetProbe(255, 100, 60)
-    counts = [sample_counts(probe, _probe_inputs(), sigma=0.25, n=n, batch_size=b, seed=3,
+    counts = [sample_counts(probe, xs, sigma=0.25, n=n, batch_size=b, seed=3,
                             noise="discrete") for b in (7, 512)]
     np.testing.assert_array_equal(counts[0], counts[1])
 

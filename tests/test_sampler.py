@@ -25,7 +25,8 @@ if HERE not in sys.path:
 import _sampler_models as models  # noqa: E402
 
 from sampler import ModelError, TwoStageCounts, sample_counts, two_stage_counts  # noqa: E402
-from sampler.streams import BLOCK_SIZE  # noqa: E402
+from sampler import streams  # noqa: E402
+from sampler.streams import block_size  # noqa: E402
 
 ALPHA = 1e-6  # significance of every statistical test
 
@@ -68,14 +69,37 @@ def test_batching_across_inputs_gives_the_same_distribution():
     assert chi2_contingency(np.stack([packed, alone])).pvalue > ALPHA
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 100, BLOCK_SIZE, 333, 5000])
+WIDE = 4096  # scalars per input: blocks of block_size(WIDE) = 128 samples
+WIDE_BLOCK = block_size(WIDE)
+
+
+def _wide(*values: float) -> torch.Tensor:
+    """Inputs of WIDE scalars whose first coordinate is ``values`` (NearestCentre reads only it)."""
+    x = torch.zeros(len(values), WIDE)
+    x[:, 0] = torch.tensor(values)
+    return x
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100, WIDE_BLOCK, 333, 5000])
 def test_rows_do_not_depend_on_batch_size(batch_size):
-    xs = _x(-0.4, 0.1, 0.9, 0.3, 2.0)
-    n = 2 * BLOCK_SIZE + 44  # a short last block
+    xs = _wide(-0.4, 0.1, 0.9, 0.3, 2.0)
+    n = 2 * WIDE_BLOCK + 44  # a short last block
     reference = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n, batch_size=64,
                               seed=11)
     counts = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n,
                            batch_size=batch_size, seed=11)
+    np.testing.assert_array_equal(counts, reference)
+
+
+@pytest.mark.parametrize("batch_size", [999, 4096, 5000])
+def test_rows_do_not_depend_on_batch_size_with_long_blocks(batch_size):
+    # 1-D inputs have blocks of 4096 samples: passes cut blocks, and blocks fill passes.
+    xs = _x(-0.4, 0.3, 0.9)
+    n = block_size(1) + 100
+    reference = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n, batch_size=512,
+                              seed=12)
+    counts = sample_counts(models.NearestCentre(), xs, sigma=1.0, n=n,
+                           batch_size=batch_size, seed=12)
     np.testing.assert_array_equal(counts, reference)
 
 
@@ -232,14 +256,15 @@ def test_forward_batches_never_exceed_batch_size():
 
 
 _MEMORY_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, torch
+    import json, sys, torch
     sys.path.insert(0, sys.argv[1])
     import _sampler_models as models
     from sampler import sample_counts
     torch.set_num_threads(1)
     x = torch.zeros(1, 256)  # 256-dim inputs: O(n) noise would be n * 1 KiB
-    def peak():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
+    def peak():  # VmHWM: ru_maxrss would keep the (larger) peak of pytest, our parent
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
     sample_counts(models.NearestCentre(), x, sigma=1.0, n=2_000, batch_size=1000, seed=0)
     small = peak()
     counts = sample_counts(models.NearestCentre(), x, sigma=1.0, n=200_000, batch_size=1000,
@@ -248,7 +273,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units are Linux's")
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's VmHWM")
 def test_memory_stays_flat_with_n():
     # 100x more samples; holding them all would take 200 MiB of noise alone.
     out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, HERE], capture_output=True,
@@ -264,3 +289,46 @@ def test_importing_sampler_and_its_cli_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("scalars", [1, 2, 3, 31, 64, 100, 512, 513, 784, 3072, 150528])
+def test_block_size_is_a_power_of_two_in_range_whose_block_fits_the_target(scalars):
+    size = block_size(scalars)
+    assert streams.BLOCK_MIN <= size <= streams.BLOCK_MAX and size & (size - 1) == 0
+    assert size == streams.BLOCK_MIN or size * scalars <= streams.BLOCK_SCALARS
+    assert size == streams.BLOCK_MAX or 2 * size * scalars > streams.BLOCK_SCALARS
+
+
+@pytest.mark.parametrize("n_inputs, n, size, world_size", [
+    (1, 1, 128, 1), (3, 300, 128, 2), (5, 1000, 256, 3), (4, 128, 128, 8), (7, 4097, 4096, 2)])
+def test_the_ranks_schedules_partition_the_single_process_schedule(
+        n_inputs, n, size, world_size, monkeypatch):
+    monkeypatch.setattr(streams, "PLAN_BLOCKS", 3)  # many pieces
+    words = streams.input_words(9, streams.ESTIMATION, range(n_inputs))
+
+    def blocks(rank, world):
+        return [(p, m, seed) for plan in streams.schedule(words, n, size, rank, world)
+                for p, m, seed in zip(plan.pos, plan.size, plan.seed)]
+
+    single = blocks(0, 1)
+    per_input = streams.blocks_per_input(n, size)
+    assert len(single) == n_inputs * per_input
+    for pos in range(n_inputs):  # input-major, sizes summing to n, distinct 32-bit seeds
+        mine = single[pos * per_input:(pos + 1) * per_input]
+        assert {p for p, _, _ in mine} == {pos} and sum(m for _, m, _ in mine) == n
+        assert len({seed & 0xFFFFFFFF for _, _, seed in mine}) == per_input
+    shares = [blocks(r, world_size) for r in range(world_size)]
+    assert sorted(b for share in shares for b in share) == sorted(single)
+    assert all(abs(len(a) - len(b)) <= 1 for a in shares for b in shares)  # balanced
+
+
+def test_seeds_differ_between_streams_seeds_and_indices():
+    def seeds(entropy, stream, index):
+        words = streams.input_words(entropy, stream, [index])
+        return set(streams.block_seeds(words.repeat(50), np.arange(50)).tolist())
+
+    base = seeds(0, streams.ESTIMATION, 3)
+    for other in (seeds(0, streams.SELECTION, 3), seeds(1, streams.ESTIMATION, 3),
+                  seeds(0, streams.ESTIMATION, 4)):
+        assert not base & other
+    assert seeds(0, streams.ESTIMATION, 2**62) != base  # huge indices are fine

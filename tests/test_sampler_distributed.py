@@ -34,7 +34,7 @@ _WORKER = textwrap.dedent("""
     import torch
     import torch.distributed as dist
     import _sampler_models as models
-    from sampler import sample_counts, two_stage_counts
+    from sampler import ModelError, sample_counts, two_stage_counts
     from topk_bounds.cli import main
 
     out = sys.argv[1]
@@ -42,7 +42,7 @@ _WORKER = textwrap.dedent("""
     rank = dist.get_rank()
     xs = torch.tensor({xs}).reshape(-1, 1)
     model = models.NearestCentre()
-    seeded = sample_counts(model, xs, sigma=1.0, n=1000, batch_size=100, seed=3)
+    seeded = sample_counts(model, xs, sigma=1.0, n=1000, batch_size=100, seed=3, timeout=60)
     unseeded = sample_counts(model, xs, sigma=1.0, n=1000, batch_size=100)
     # One input, one block: rank 1 draws nothing and must still learn the width.
     idle = sample_counts(model, xs[:1], sigma=1.0, n=50, batch_size=100, seed=3)
@@ -52,8 +52,14 @@ _WORKER = textwrap.dedent("""
         mismatch = "no error"
     except ValueError as exc:
         mismatch = str(exc)
+    try:  # NaN logits on rank 0's share only: both ranks must raise the same error
+        sample_counts(models.NaNAbove(-10.0 if rank == 0 else 10.0), xs[:1], sigma=1.0,
+                      n=256, batch_size=100, seed=3)
+        nan = "no error"
+    except ModelError as exc:
+        nan = str(exc)
     np.savez(f"{{out}}/rank{{rank}}.npz", seeded=seeded, unseeded=unseeded, idle=idle,
-             selection=two.selection, estimation=two.estimation, mismatch=mismatch)
+             selection=two.selection, estimation=two.estimation, mismatch=mismatch, nan=nan)
     status = main(["sample", "--model", "_sampler_models:nearest_centre", "--inputs",
                    f"{{out}}/data.pt", "--sigma", "1.0", "--n", "300", "--batch", "64",
                    "--seed", "3", "--out", f"{{out}}/dist.txt", "--n0", "20", "--no-progress"])
@@ -111,6 +117,16 @@ def test_ranks_that_pass_different_inputs_all_raise_instead_of_summing_them(runs
     for rank in ranks:
         assert str(rank["mismatch"]).startswith("every rank must call sample_counts with the "
                                                 "same inputs"), str(rank["mismatch"])
+
+
+def test_nan_logits_on_one_rank_make_every_rank_raise_the_same_model_error(runs):
+    _, ranks = runs
+    # n = 256 is one block (1-D inputs have blocks of 4096 samples), drawn by rank 0, whose
+    # model returns NaN everywhere; rank 1's model is fine but draws nothing. The samples
+    # without a class are all-reduced with the counts, so both ranks raise.
+    messages = [str(rank["nan"]) for rank in ranks]
+    assert messages[0] == messages[1], messages
+    assert "for 256 of the 256 samples of input 0" in messages[0], messages
 
 
 def test_distributed_counts_equal_single_process_counts(runs):
