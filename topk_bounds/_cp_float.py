@@ -1,16 +1,24 @@
 """Clopper-Pearson quantiles in float64 that are *verified* to lie on the safe side.
 
 ``scipy.special.betainccinv`` is usually accurate to an ulp, but not always: for n near
-1e9 and a handful of successes it can be off by 3e-9 relative. So its answer is only
-a candidate. Each candidate ``p`` is moved to the safe side by a margin derived from
-the slope of the tail, and accepted only when the binomial tail at ``p``, evaluated
-with a bounded error, proves it safe:
+1e9 and a handful of successes it can be off by 3e-9 relative, and for x near 1000 by
+0.4% to a factor of two. So its answer is only a candidate. Each candidate ``p`` is moved
+to the safe side by a margin derived from the slope of the tail, and accepted only when
+the binomial tail at ``p``, evaluated with a bounded error, proves it safe:
 
 * upper bound u of x successes: F(u) = P(Bin(n, u) <= x) <= beta  (so u >= the root);
 * lower bound l: G(l) = P(Bin(n, l) >= x) <= beta  (so l <= the root).
 
-If the proof fails, Newton steps on the tail (in logs) polish the candidate and the
-margin grows until it succeeds.
+The fast path is one proof attempt (after one Newton step for small x); it settles
+nearly every bound. The others are solved again by a safeguarded Newton iteration on
+log T(p) = log beta in log p, kept inside a bracket of points proven to lie on either
+side (expanding or bisecting it when a step would leave it), with proof attempts once
+it has converged. log T is concave in log p for both tails (``docs/numerics.md``), so
+Newton's iterates reach the safe side and approach the root from there. A bound is
+returned only when proven safe *and* tight (within a few error bounds of the root, or
+bracketed by a proven-unsafe point within 2**-40 relative); a bound that cannot be
+found raises ``ArithmeticError`` naming x, n and beta. It is never replaced by the
+trivial 0 or 1.
 
 Tail evaluation and its error bound
 -----------------------------------
@@ -24,6 +32,13 @@ Tail evaluation and its error bound
   are *assumed* to be at most ``BOOST_RTOL_F`` / :func:`boost_rtol_g`;
   ``tests/test_bounds.py`` measures them against the mpmath reference for n up to
   1e12 and checks a safety factor of at least 10.
+
+The sums also give log T (no underflow far from the root) and the exact slope
+d log T / d log p from their last (first) term; for Boost's tails the slope comes from
+the Beta density with ``scipy.special.betaln`` (within 0.4% for n <= 1e12: it only
+paces the iteration). The error bounds hold while the values compared with ``beta``
+are normal numbers, which ``limits.LEVEL_MIN = 1e-300`` ensures; n is at most
+``limits.N_MAX = 1e12``. The callers (:mod:`topk_bounds.bounds`) check both.
 """
 
 from __future__ import annotations
@@ -42,12 +57,15 @@ BOOST_RTOL_F = 2.0**-38
 #: BOOST_G_COEF * (sqrt(x) + 1) ulp. It grows with the count: measured up to
 #: 8 sqrt(x) ulp (3.3e-10 at x = 1e11), assumed 16 times that.
 BOOST_G_COEF = 128.0
-_MAX_ROUNDS = 60
 _POLISH = 1  # Newton steps before the first proof attempt
+#: Rounds of the safeguarded solve for the bounds the fast path did not settle.
+_MAX_ROUNDS = 120
+#: A proven-safe candidate is also accepted when a proven-unsafe point lies this close.
+_BRACKET_RTOL = 2.0**-40
 
 
 def _log_density(a, b, p):
-    """log of the Beta(a, b) density at p (for Newton steps only: modest accuracy)."""
+    """log of the Beta(a, b) density at p (paces the iteration only: modest accuracy)."""
     return (a - 1.0) * np.log(p) + (b - 1.0) * np.log1p(-p) - special.betaln(a, b)
 
 
@@ -56,8 +74,11 @@ _LOG_BIG = 600.0 * np.log(2.0)
 
 
 def _cdf_small(x, n, p):
-    """P(Bin(n, p) <= x) for x <= SMALL_X by direct summation, with its error bound.
+    """P(Bin(n, p) <= x) for x <= SMALL_X by direct summation.
 
+    Returns ``(value, rtol, log_value, log_slope)``: the tail, a bound on its relative
+    error, its log (finite where the value underflows) and log |d log F / d log p|,
+    from the last term: p |F'| = (n - x) p pmf(x) / (1 - p).
     Terms are relative to pmf_0; when they grow past 2**600 the running term and sum
     are scaled down by that exact power of two and the scale is kept in logs.
     """
@@ -78,7 +99,9 @@ def _cdf_small(x, n, p):
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
     rtol = (2.0 * np.abs(log_p0) + 2.0 * log_scale + 2.0 * np.abs(log_value) + 6.0 * x + 8.0) * fl.ULP
-    return value, rtol
+    with np.errstate(divide="ignore"):
+        log_slope = np.log(p) + np.log(n - x) - np.log1p(-p) + np.log(term) - np.log(total)
+    return value, rtol, log_value, log_slope
 
 
 def _sf_small(x, n, p, extra: int = 1200):
@@ -88,6 +111,8 @@ def _sf_small(x, n, p, extra: int = 1200):
     the sum stops after ``extra`` terms and adds a geometric bound on the rest, so the
     value returned is never below the exact tail by more than its rounding bound.
     The term at j = x is carried as a mantissa and an exact power-of-two scale.
+    Returns ``(value, rtol, log_value, log_slope)`` as :func:`_cdf_small`, the slope
+    from the first term: p G' = x pmf(x).
     """
     log_p0 = n * np.log1p(-p)
     odds = p / (1.0 - p)
@@ -100,6 +125,7 @@ def _sf_small(x, n, p, extra: int = 1200):
             with np.errstate(over="ignore", under="ignore"):
                 term = np.where(big, term / _BIG, np.where(small, term * _BIG, term))
             log_scale = log_scale + np.where(big, _LOG_BIG, np.where(small, -_LOG_BIG, 0.0))
+    first = term.copy()
     total = term.copy()
     j = x.copy()
     ratio = np.zeros_like(p)
@@ -117,34 +143,42 @@ def _sf_small(x, n, p, extra: int = 1200):
         rest = np.where(ratio < 1.0, term * ratio / (1.0 - ratio), np.inf)
         total = total + rest
         log_value = log_p0 + log_scale + np.log(total)
+        log_slope = np.log(x) + np.log(first) - np.log(total)
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
     rtol = (2.0 * np.abs(log_p0) + 2.0 * np.abs(log_scale) + 2.0 * np.abs(log_value)
             + 6.0 * (x + extra) + 8.0) * fl.ULP
-    return value, rtol
+    return value, rtol, log_value, log_slope
 
 
-def _tail(kind: str, x, n, p):
-    """The tail that must stay <= beta (F for 'upper', G for 'lower') and its error bound."""
+def _tail(kind: str, x, n, p, logs: bool = True):
+    """The tail that must stay <= beta (F for 'upper', G for 'lower') at p.
+
+    Returns ``(value, rtol, log_value, log_slope)``: the value and a bound on its
+    relative error (rigorous for the direct sums, assumed for Boost's), its log, and
+    log |d log T / d log p| (see :func:`_cdf_small`). Without ``logs`` the last two
+    are left unset for Boost's tails (a proof needs only the first two).
+    """
     if kind == "upper":
-        small = x <= SMALL_X
-        value = np.empty_like(p)
-        rtol = np.full_like(p, BOOST_RTOL_F)
-        if small.any():
-            value[small], rtol[small] = _cdf_small(x[small], n[small], p[small])
-        big = ~small
-        if big.any():
-            value[big] = special.betaincc(x[big] + 1.0, n[big] - x[big], p[big])
-        return value, rtol
-    small = x <= SMALL_X_G
+        small, a, b = x <= SMALL_X, x + 1.0, n - x
+    else:
+        small, a, b = x <= SMALL_X_G, x, n - x + 1.0
     value = np.empty_like(p)
-    rtol = boost_rtol_g(x)
+    rtol = np.full_like(p, BOOST_RTOL_F) if kind == "upper" else boost_rtol_g(x)
+    log_value = np.empty_like(p)
+    log_slope = np.empty_like(p)
     if small.any():
-        value[small], rtol[small] = _sf_small(x[small], n[small], p[small])
+        tail_sum = _cdf_small if kind == "upper" else _sf_small
+        value[small], rtol[small], log_value[small], log_slope[small] = tail_sum(x[small], n[small], p[small])
     big = ~small
     if big.any():
-        value[big] = special.betainc(x[big], n[big] - x[big] + 1.0, p[big])
-    return value, rtol
+        xb, ab, bb, pb = x[big], a[big], b[big], p[big]
+        value[big] = special.betaincc(ab, bb, pb) if kind == "upper" else special.betainc(ab, bb, pb)
+        if logs:
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                log_value[big] = np.log(value[big])
+                log_slope[big] = _log_density(ab, bb, pb) + np.log(pb) - log_value[big]
+    return value, rtol, log_value, log_slope
 
 
 def boost_rtol_g(x):
@@ -152,23 +186,27 @@ def boost_rtol_g(x):
     return BOOST_G_COEF * (np.sqrt(x) + 1.0) * fl.ULP
 
 
-def _slope(kind: str, x, n, p, value):
-    """|d log T / d log p| at p, where T(p) = value (the tail's slope in logs)."""
+def _slope_at_level(kind: str, x, n, p, beta: float):
+    """|d log T / d log p| at p, taking T(p) = beta (the slope at the root, if p is near it)."""
     if kind == "upper":
         log_dens = _log_density(x + 1.0, n - x, p)
     else:
         log_dens = _log_density(x, n - x + 1.0, p)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        slope = np.exp(log_dens + np.log(p) - np.log(value))
+        slope = np.exp(log_dens + np.log(p) - np.log(beta))
     return np.where(np.isfinite(slope) & (slope > 0), slope, 1.0)
 
 
 def _newton(kind: str, x, n, p, beta: float):
-    """One Newton step on log T(p) = log beta in log p; returns (new p, |dlogT/dlogp|)."""
-    value, _ = _tail(kind, x, n, p)
-    slope = _slope(kind, x, n, p, value)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step = (np.log(value) - np.log(beta)) / slope
+    """One Newton step on log T(p) = log beta in log p, at most 0.5 in log p.
+
+    Returns (new p, |d log T / d log p| at p).
+    """
+    _, _, log_value, log_slope = _tail(kind, x, n, p)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        slope = np.exp(log_slope)
+        step = (log_value - np.log(beta)) / slope
+    slope = np.where(np.isfinite(slope) & (slope > 0), slope, 1.0)
     step = np.where(np.isfinite(step), np.clip(step, -0.5, 0.5), 0.0)
     sign = 1.0 if kind == "upper" else -1.0
     return np.clip(p * np.exp(sign * step), 5e-324, 1.0), slope
@@ -185,56 +223,176 @@ def _rtol_guess(kind: str, x, n, p, beta: float):
     return np.where(small, direct, big_rtol)
 
 
-def safe_quantile(kind: str, x, n, beta: float):
-    """Verified-safe Clopper-Pearson bounds for 0 < x < n (float arrays of equal shape).
+def _proven(value, rtol, beta: float):
+    """``(T <= beta proven, T > beta proven)`` from a tail value and its error bound.
 
-    ``kind='upper'`` returns values >= the exact upper bound, ``kind='lower'`` values
-    <= the exact lower bound. Each element is handled on its own, so a result never
-    depends on the other elements of the batch.
+    A tail computed as 0 is below beta: F's sum is 0 only once its (accurate) log has
+    fallen below -745; G's sum also when its first term underflows, at p < 1e-308,
+    where G <= (n p)**x / x! < 1e-590 for x >= 2; Boost's relative error bound covers 0.
     """
-    x = np.asarray(x, dtype=float)
-    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        err = fl.up(value * rtol)
+        return (value == 0.0) | (fl.up(value + err) <= beta), fl.down(value - err) > beta
+
+
+def _tight(value, beta: float, margin, slope):
+    """Whether a proven candidate, ``margin`` (relative) from the point it was moved
+    from, is also close to the root: its tail within 8 margins' worth of ``beta``.
+
+    With ``slope`` = |d log T / d log p| that puts it within about 8 ``margin`` of the
+    root. Only where the linear model holds (8 margin slope <= 1/4, margin < 1e-3):
+    a margin grown from a wrong slope would accept a safe but loose candidate.
+    """
+    spread = 8.0 * margin * slope
+    return (value >= beta * (1.0 - spread)) & (spread <= 0.25) & (margin < 1e-3)
+
+
+def _candidate(p, margin, toward_up: bool):
+    """p moved by the relative ``margin`` up (or down), rounded that way, in [0, 1]."""
+    if toward_up:
+        return np.clip(fl.up(p * (1.0 + margin)), 0.0, 1.0)
+    return np.clip(fl.down(p * (1.0 - margin)), 0.0, 1.0)
+
+
+def safe_quantile(kind: str, x, n, beta: float):
+    """Verified-safe Clopper-Pearson bounds (float arrays of equal shape).
+
+    ``kind='upper'`` (0 < x < n) returns values >= the exact upper bound,
+    ``kind='lower'`` (2 <= x < n; x = 1 is a closed form in :mod:`topk_bounds.bounds`)
+    values <= the exact lower bound, each proven by a tail evaluation with a bounded
+    error and tight (see the module docstring). Each element is handled on its own, so
+    a result never depends on the other elements of the batch. Assumes
+    ``LEVEL_MIN <= beta < 1`` and ``n <= N_MAX`` (checked by the callers); raises
+    ``ArithmeticError`` for a bound that cannot be found.
+    """
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    if x.size and (x.min() < (1 if kind == "upper" else 2) or np.any(x >= n)):
+        raise ValueError(f"safe_quantile({kind!r}) needs {'0' if kind == 'upper' else '1'} < x < n")
+    with np.errstate(all="ignore"):  # far from the root tails overflow or vanish: handled
+        return _safe_quantile(kind, x, n, beta)
+
+
+def _safe_quantile(kind: str, x, n, beta: float):
     if kind == "upper":
         p = special.betainccinv(x + 1.0, n - x, beta)
         sign, small = 1.0, x <= SMALL_X
     else:
         p = special.betaincinv(x, n - x + 1.0, beta)
         sign, small = -1.0, x <= SMALL_X_G
-    p = np.clip(p, 5e-324, 1.0)
-    # scipy's inverse can be far off (3e-8 for small x at n ~ 1e9, 0.4% for x = 999):
-    # polish small x up front, where the tail is a cheap exact sum; elsewhere it is
-    # usually good to ~1e-14, so it is verified first and polished only if that fails
-    slope = _slope(kind, x, n, p, np.full_like(p, beta))
+    p = np.where(np.isfinite(p), np.clip(p, 5e-324, 1.0), x / n)
+    # scipy's inverse can be far off (3e-8 for small x at n ~ 1e9, 0.4% to a factor 2 for
+    # x near 1000): polish small x up front, where the tail is a cheap exact sum;
+    # elsewhere it is usually good to ~1e-14, so it is verified first
+    slope = _slope_at_level(kind, x, n, p, beta)
     if small.any():
         p[small], slope[small] = _newton(kind, x[small], n[small], p[small], beta)
-    out = np.empty_like(p)
-    todo = np.arange(p.size)
-    grow = np.ones_like(p)
-    best = np.full_like(p, 1.0 if sign > 0 else 0.0)  # the tightest proven so far
+    margin = 2.0 * _rtol_guess(kind, x, n, p, beta) / slope + 4.0 * fl.ULP
+    cand = _candidate(p, margin, sign > 0)
+    cv, cr, _, _ = _tail(kind, x, n, cand, logs=False)
+    # T(cand) <= cv (1 + cr) <= beta proves cand safe (one more ulp for the product); it
+    # is accepted only if also tight, not a safe but loose start
+    proven, _ = _proven(cv, cr, beta)
+    done = proven & _tight(cv, beta, margin, slope)
+    out = cand
+    rest = np.flatnonzero(~done)
+    if rest.size:  # solved again, from the polished start
+        out[rest] = _solve_safeguarded(kind, x[rest], n[rest], beta, p[rest])
+    return out
+
+
+def _solve_safeguarded(kind: str, x, n, beta: float, p):
+    """Bounds the fast path did not settle: safeguarded Newton in t = log p, then proofs.
+
+    Every tail evaluation whose sign is proven narrows a bracket [lo, hi] (in p) around
+    the root; a Newton step that would leave it is replaced by an expansion from the
+    current point (a jump in t that doubles each time) toward an end not yet reached,
+    or by bisection in t. Once the Newton step is below 1e-4, a safe candidate and an
+    unsafe one, a margin apart, are evaluated; the safe one is accepted when proven and
+    tight, and a bracket narrower than ``_BRACKET_RTOL`` settles a bound at its safe end.
+    """
+    sign = 1.0 if kind == "upper" else -1.0
+    log_beta = np.log(beta)
+    t = np.log(p)
+    # the start: p = 1 (F = 0 <= beta, G = 1 > beta) and the smallest float
+    lo, hi = np.full_like(t, 5e-324), np.ones_like(t)
+    lo_set, hi_set = np.zeros(t.shape, bool), np.zeros(t.shape, bool)
+    jump = np.full_like(t, 0.25)
+    grow = np.ones_like(t)
+    out = np.full_like(t, np.nan)
+    todo = np.arange(t.size)
+
+    def narrow(idx, points, is_above, is_below):
+        hi[idx] = np.where(is_above, np.minimum(hi[idx], points), hi[idx])
+        hi_set[idx] |= is_above
+        lo[idx] = np.where(is_below, np.maximum(lo[idx], points), lo[idx])
+        lo_set[idx] |= is_below
+
     for _ in range(_MAX_ROUNDS):
-        xs, ns, ps = x[todo], n[todo], p[todo]
-        margin = grow[todo] * (2.0 * _rtol_guess(kind, xs, ns, ps, beta) / slope[todo] + 4.0 * fl.ULP)
-        cand = ps * (1.0 + sign * margin)
-        cand = np.clip(fl.up(cand) if sign > 0 else fl.down(cand), 0.0, 1.0)
-        cv, cr = _tail(kind, xs, ns, cand)
-        # T(cand) <= cv (1 + cr) <= beta proves cand safe (one more ulp for the product);
-        # it is accepted only if also tight: within a few margins of the root, not a
-        # safe but loose start (scipy's inverse can be off by 0.4% on either side)
-        proven = fl.up(cv + fl.up(cv * cr)) <= beta
-        tight = cv >= beta * (1.0 - 8.0 * margin * slope[todo])
-        edge = (cand == 1.0) if sign > 0 else (cand == 0.0)
-        done = (proven & tight) | edge
-        pick = np.minimum if sign > 0 else np.maximum
-        best[todo] = np.where(proven, pick(best[todo], cand), best[todo])
-        out[todo[done]] = cand[done]
-        todo, margin, proven = todo[~done], margin[~done], proven[~done]
+        tt = t[todo]
+        pt = np.exp(tt)
+        value, rtol, log_value, log_slope = _tail(kind, x[todo], n[todo], pt)
+        le, gt = _proven(value, rtol, beta)  # T <= beta, T > beta
+        # F falls and G rises with p: T <= beta puts an upper bound's p above the root
+        # (p >= root), a lower bound's below it
+        above, below = (le, gt) if sign > 0 else (gt, le)
+        narrow(todo, pt, above, below)
+        slope = np.exp(log_slope)
+        step = sign * (log_value - log_beta) / slope
+        ok_slope = np.isfinite(slope) & (slope > 0)
+        finished = np.zeros(todo.size, bool)
+        near = ok_slope & (np.abs(step) <= 1e-4)
+        if near.any():
+            k = todo[near]
+            pk, sk = pt[near], slope[near]
+            margin = grow[k] * (2.0 * np.maximum(rtol[near], _rtol_guess(kind, x[k], n[k], pk, beta)) / sk
+                                + 4.0 * fl.ULP)
+            safe = _candidate(pk, margin, sign > 0)
+            unsafe = _candidate(pk, margin, sign < 0)
+            cv, cr, _, _ = _tail(kind, np.tile(x[k], 2), np.tile(n[k], 2), np.concatenate([safe, unsafe]),
+                                 logs=False)
+            c_le, c_gt = _proven(cv, cr, beta)
+            safe_ok, unsafe_ok = c_le[:k.size], c_gt[k.size:]
+            # the proven ones narrow the bracket (its width settles some bounds below)
+            if sign > 0:
+                narrow(k, safe, safe_ok, False)
+                narrow(k, unsafe, False, unsafe_ok)
+            else:
+                narrow(k, safe, False, safe_ok)
+                narrow(k, unsafe, unsafe_ok, False)
+            accept = safe_ok & _tight(cv[:k.size], beta, margin, sk)
+            out[k[accept]] = safe[accept]
+            grow[k] *= np.where(safe_ok, 1.0, 2.0)
+            finished[np.flatnonzero(near)[accept]] = True
+        # a bracket narrower than _BRACKET_RTOL settles the bound at its safe end: proven,
+        # or the end it started from (p = 1 for an upper bound, 5e-324 for a lower one;
+        # both valid, since F(1) = 0 and G(5e-324) < 1e-600 for x >= 2)
+        p_lo, p_hi = lo[todo], hi[todo]
+        closed = ~finished & (p_hi - p_lo <= _BRACKET_RTOL * p_hi)
+        out[todo[closed]] = (p_hi if sign > 0 else p_lo)[closed]
+        finished |= closed
+        # next point: Newton inside the bracket, else expand toward an unreached end, else
+        # bisect. From the unsafe side Newton lands on the safe side (log T is concave in
+        # t), possibly far when the slope is small there; from the safe side it climbs
+        # monotonically toward the root.
+        lo_t, hi_t = np.log(p_lo), np.log(p_hi)
+        ok_step = ok_slope & np.isfinite(step)
+        t_new = tt + step
+        inside = ok_step & (t_new > lo_t) & (t_new < hi_t)
+        go = np.where(below, 1.0, np.where(above, -1.0, np.where(ok_step, np.sign(step), 0.0)))
+        expand_up = ~inside & (go > 0) & ~hi_set[todo]
+        expand_down = ~inside & (go < 0) & ~lo_set[todo]
+        jt = jump[todo]
+        t_new = np.where(inside, t_new, 0.5 * (lo_t + hi_t))
+        t_new = np.where(expand_up, np.minimum(tt + jt, 0.5 * (tt + hi_t)), t_new)
+        t_new = np.where(expand_down, np.maximum(tt - jt, 0.5 * (tt + lo_t)), t_new)
+        jump[todo] = np.where(expand_up | expand_down, 2.0 * jt, jt)
+        t[todo] = t_new
+        todo = todo[~finished]
         if todo.size == 0:
             return out
-        # polish again; widen the margin only where the proof failed although the
-        # candidate had stopped moving
-        old = p[todo]
-        p[todo], slope[todo] = _newton(kind, x[todo], n[todo], old, beta)
-        settled = np.abs(p[todo] / old - 1.0) <= margin
-        grow[todo] *= np.where(settled & ~proven, 2.0, 1.0)
-    out[todo] = best[todo]  # never tight: the tightest proven (at worst the trivial bound)
-    return out
+    i = todo[0]
+    raise ArithmeticError(
+        f"the Clopper-Pearson {kind} bound for x = {int(x[i])}, n = {int(n[i])}, beta = {beta!r} "
+        f"could not be found: no proven, tight float64 value after {_MAX_ROUNDS} rounds "
+        f"(bracket [{float(lo[i])!r}, {float(hi[i])!r}])"
+    )
