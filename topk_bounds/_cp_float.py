@@ -9,16 +9,20 @@ the binomial tail at ``p``, evaluated with a bounded error, proves it safe:
 * upper bound u of x successes: F(u) = P(Bin(n, u) <= x) <= beta  (so u >= the root);
 * lower bound l: G(l) = P(Bin(n, l) >= x) <= beta  (so l <= the root).
 
+For beta > 1/2 the other tail is used, at the exact level 1 - beta: u solves
+P(Bin(n, u) >= x + 1) = 1 - beta and l solves P(Bin(n, l) <= x - 1) = 1 - beta, so
+a level near 1 loses no digits (the slope of log F at F ~ 1 is tiny).
+
 The fast path is one proof attempt (after one Newton step for small x); it settles
-nearly every bound. The others are solved again by a safeguarded Newton iteration on
-log T(p) = log beta in log p, kept inside a bracket of points proven to lie on either
-side (expanding or bisecting it when a step would leave it), with proof attempts once
-it has converged. log T is concave in log p for both tails (``docs/numerics.md``), so
-Newton's iterates reach the safe side and approach the root from there. A bound is
-returned only when proven safe *and* tight (within a few error bounds of the root, or
-bracketed by a proven-unsafe point within 2**-40 relative); a bound that cannot be
-found raises ``ArithmeticError`` naming x, n and beta. It is never replaced by the
-trivial 0 or 1.
+about 99% of the bounds of a realistic certify run. The others are solved again by a
+safeguarded Newton iteration on log T = log tau in the logit of p, kept inside a
+bracket of points proven to lie on either side (expanding or bisecting it when a step
+would leave it), with proof attempts once it has converged. log T is concave in log p
+for both tails (``docs/numerics.md``), so Newton's iterates reach the safe side and
+approach the root from there. A bound is returned only when proven safe *and* tight
+(within a few error bounds of the root, or bracketed by a proven-unsafe point within
+2**-40 relative); a bound that cannot be found raises ``ArithmeticError`` naming x, n
+and beta. It is never replaced by the trivial 0 or 1.
 
 Tail evaluation and its error bound
 -----------------------------------
@@ -109,7 +113,9 @@ def _sf_small(x, n, p, extra: int = 1200):
 
     The terms after j = x shrink at least geometrically once their ratio is below 1;
     the sum stops after ``extra`` terms and adds a geometric bound on the rest, so the
-    value returned is never below the exact tail by more than its rounding bound.
+    value returned is never below the exact tail by more than its rounding bound. A
+    value of +inf means the terms still grew after ``extra`` steps: then
+    n p > x + extra, the median of Bin(n, p) is at least x and G >= 1/2.
     The term at j = x is carried as a mantissa and an exact power-of-two scale.
     Returns ``(value, rtol, log_value, log_slope)`` as :func:`_cdf_small`, the slope
     from the first term: p G' = x pmf(x).
@@ -130,11 +136,13 @@ def _sf_small(x, n, p, extra: int = 1200):
     j = x.copy()
     ratio = np.zeros_like(p)
     live = np.ones(p.shape, dtype=bool)  # per element, so a row never depends on its batch
+    count = np.zeros_like(p)  # terms added after the first, per element
     for _ in range(extra):
         new_ratio = ((n - j) / (j + 1.0)) * odds
         ratio = np.where(live, new_ratio, ratio)
         term = np.where(live, np.where(j < n, term * new_ratio, 0.0), term)
         total = np.where(live, total + term, total)
+        count += live
         j += 1.0
         live &= ~((term <= 1e-18 * total) & (ratio < 0.5))
         if not live.any():
@@ -147,37 +155,36 @@ def _sf_small(x, n, p, extra: int = 1200):
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
     rtol = (2.0 * np.abs(log_p0) + 2.0 * np.abs(log_scale) + 2.0 * np.abs(log_value)
-            + 6.0 * (x + extra) + 8.0) * fl.ULP
+            + 6.0 * (x + count) + 8.0) * fl.ULP
     return value, rtol, log_value, log_slope
 
 
-def _tail(kind: str, x, n, p, logs: bool = True):
-    """The tail that must stay <= beta (F for 'upper', G for 'lower') at p.
+def _tail(tail: str, x, n, p, logs: bool = True):
+    """``F = P(Bin(n, p) <= x)`` (``tail='F'``) or ``G = P(Bin(n, p) >= x)`` (``'G'``) at p.
 
     Returns ``(value, rtol, log_value, log_slope)``: the value and a bound on its
     relative error (rigorous for the direct sums, assumed for Boost's), its log, and
     log |d log T / d log p| (see :func:`_cdf_small`). Without ``logs`` the last two
     are left unset for Boost's tails (a proof needs only the first two).
     """
-    if kind == "upper":
+    if tail == "F":
         small, a, b = x <= SMALL_X, x + 1.0, n - x
     else:
         small, a, b = x <= SMALL_X_G, x, n - x + 1.0
     value = np.empty_like(p)
-    rtol = np.full_like(p, BOOST_RTOL_F) if kind == "upper" else boost_rtol_g(x)
+    rtol = np.full_like(p, BOOST_RTOL_F) if tail == "F" else boost_rtol_g(x)
     log_value = np.empty_like(p)
     log_slope = np.empty_like(p)
     if small.any():
-        tail_sum = _cdf_small if kind == "upper" else _sf_small
+        tail_sum = _cdf_small if tail == "F" else _sf_small
         value[small], rtol[small], log_value[small], log_slope[small] = tail_sum(x[small], n[small], p[small])
     big = ~small
     if big.any():
-        xb, ab, bb, pb = x[big], a[big], b[big], p[big]
-        value[big] = special.betaincc(ab, bb, pb) if kind == "upper" else special.betainc(ab, bb, pb)
+        ab, bb, pb = a[big], b[big], p[big]
+        value[big] = special.betaincc(ab, bb, pb) if tail == "F" else special.betainc(ab, bb, pb)
         if logs:
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                log_value[big] = np.log(value[big])
-                log_slope[big] = _log_density(ab, bb, pb) + np.log(pb) - log_value[big]
+            log_value[big] = np.log(value[big])
+            log_slope[big] = _log_density(ab, bb, pb) + np.log(pb) - log_value[big]
     return value, rtol, log_value, log_slope
 
 
@@ -186,65 +193,68 @@ def boost_rtol_g(x):
     return BOOST_G_COEF * (np.sqrt(x) + 1.0) * fl.ULP
 
 
-def _slope_at_level(kind: str, x, n, p, beta: float):
-    """|d log T / d log p| at p, taking T(p) = beta (the slope at the root, if p is near it)."""
-    if kind == "upper":
+def _slope_at_level(tail: str, x, n, p, tau: float):
+    """|d log T / d log p| at p, taking T(p) = tau (the slope at the root, if p is near it)."""
+    if tail == "F":
         log_dens = _log_density(x + 1.0, n - x, p)
     else:
         log_dens = _log_density(x, n - x + 1.0, p)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        slope = np.exp(log_dens + np.log(p) - np.log(beta))
+    slope = np.exp(log_dens + np.log(p) - np.log(tau))
     return np.where(np.isfinite(slope) & (slope > 0), slope, 1.0)
 
 
-def _newton(kind: str, x, n, p, beta: float):
-    """One Newton step on log T(p) = log beta in log p, at most 0.5 in log p.
+def _newton(tail: str, x, n, p, tau: float):
+    """One Newton step on log T(p) = log tau in log p, at most 0.5 in log p.
 
     Returns (new p, |d log T / d log p| at p).
     """
-    _, _, log_value, log_slope = _tail(kind, x, n, p)
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        slope = np.exp(log_slope)
-        step = (log_value - np.log(beta)) / slope
+    _, _, log_value, log_slope = _tail(tail, x, n, p)
+    slope = np.exp(log_slope)
+    step = (log_value - np.log(tau)) / slope
     slope = np.where(np.isfinite(slope) & (slope > 0), slope, 1.0)
     step = np.where(np.isfinite(step), np.clip(step, -0.5, 0.5), 0.0)
-    sign = 1.0 if kind == "upper" else -1.0
-    return np.clip(p * np.exp(sign * step), 5e-324, 1.0), slope
+    falls = 1.0 if tail == "F" else -1.0  # F falls with p, G rises
+    return np.clip(p * np.exp(falls * step), 5e-324, 1.0), slope
 
 
-def _rtol_guess(kind: str, x, n, p, beta: float):
+def _rtol_guess(tail: str, x, n, p, tau: float):
     """The error bound :func:`_tail` will report near the root (sizes the first margin)."""
-    if kind == "upper":
+    if tail == "F":
         small, big_rtol, extra = x <= SMALL_X, BOOST_RTOL_F, 0.0
     else:
-        small, big_rtol, extra = x <= SMALL_X_G, boost_rtol_g(x), 1200.0
-    with np.errstate(divide="ignore"):  # p = 1 gives an infinite guess: the margin saturates
-        direct = (2.0 * np.abs(n * np.log1p(-p)) + 2.0 * abs(np.log(beta)) + 6.0 * (x + extra) + 8.0) * fl.ULP
+        # G's sum runs about n p + 30 terms past x (measured), at most 1200
+        mean = n * p
+        small, big_rtol, extra = x <= SMALL_X_G, boost_rtol_g(x), np.minimum(2.0 * mean + 8.0 * np.sqrt(mean) + 50.0, 1200.0)
+    # p = 1 gives an infinite guess: the margin saturates
+    direct = (2.0 * np.abs(n * np.log1p(-p)) + 2.0 * abs(np.log(tau)) + 6.0 * (x + extra) + 8.0) * fl.ULP
     return np.where(small, direct, big_rtol)
 
 
-def _proven(value, rtol, beta: float):
-    """``(T <= beta proven, T > beta proven)`` from a tail value and its error bound.
+def _sides(tail: str, value, rtol, tau: float):
+    """``(p >= root proven, p <= root proven)`` from T(p) = ``value`` and its error bound.
 
-    A tail computed as 0 is below beta: F's sum is 0 only once its (accurate) log has
+    T <= tau proven puts p above the root of a falling F, below that of a rising G.
+    A tail computed as 0 is below tau: F's sum is 0 only once its (accurate) log has
     fallen below -745; G's sum also when its first term underflows, at p < 1e-308,
     where G <= (n p)**x / x! < 1e-590 for x >= 2; Boost's relative error bound covers 0.
+    G's sum is +inf only where G >= 1/2 (:func:`_sf_small`), above every tau <= 1/2.
     """
-    with np.errstate(invalid="ignore"):
-        err = fl.up(value * rtol)
-        return (value == 0.0) | (fl.up(value + err) <= beta), fl.down(value - err) > beta
+    err = fl.up(value * rtol)
+    le = (value == 0.0) | (fl.up(value + err) <= tau)
+    gt = (value == np.inf) | (fl.down(value - err) > tau)
+    return (le, gt) if tail == "F" else (gt, le)
 
 
-def _tight(value, beta: float, margin, slope):
+def _tight(value, tau: float, margin, slope):
     """Whether a proven candidate, ``margin`` (relative) from the point it was moved
-    from, is also close to the root: its tail within 8 margins' worth of ``beta``.
+    from, is also close to the root: its tail within 8 margins' worth of ``tau``.
 
     With ``slope`` = |d log T / d log p| that puts it within about 8 ``margin`` of the
     root. Only where the linear model holds (8 margin slope <= 1/4, margin < 1e-3):
     a margin grown from a wrong slope would accept a safe but loose candidate.
     """
     spread = 8.0 * margin * slope
-    return (value >= beta * (1.0 - spread)) & (spread <= 0.25) & (margin < 1e-3)
+    return (np.abs(value - tau) <= tau * spread) & (spread <= 0.25) & (margin < 1e-3)
 
 
 def _candidate(p, margin, toward_up: bool):
@@ -268,58 +278,85 @@ def safe_quantile(kind: str, x, n, beta: float):
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     if x.size and (x.min() < (1 if kind == "upper" else 2) or np.any(x >= n)):
         raise ValueError(f"safe_quantile({kind!r}) needs {'0' if kind == 'upper' else '1'} < x < n")
-    with np.errstate(all="ignore"):  # far from the root tails overflow or vanish: handled
-        return _safe_quantile(kind, x, n, beta)
-
-
-def _safe_quantile(kind: str, x, n, beta: float):
-    if kind == "upper":
-        p = special.betainccinv(x + 1.0, n - x, beta)
-        sign, small = 1.0, x <= SMALL_X
+    # the equation solved: T(p) = tau for the smaller of the two tails at the root, so
+    # that a level near 1 keeps its digits (1 - beta is exact for beta >= 1/2):
+    # upper: F_x = beta, or G_(x+1) = 1 - beta; lower: G_x = beta, or F_(x-1) = 1 - beta
+    if beta <= 0.5:
+        tail, xt, tau = ("F" if kind == "upper" else "G"), x, beta
     else:
-        p = special.betaincinv(x, n - x + 1.0, beta)
-        sign, small = -1.0, x <= SMALL_X_G
-    p = np.where(np.isfinite(p), np.clip(p, 5e-324, 1.0), x / n)
+        tail, xt, tau = ("G", x + 1.0, 1.0 - beta) if kind == "upper" else ("F", x - 1.0, 1.0 - beta)
+    with np.errstate(all="ignore"):  # far from the root tails overflow or vanish: handled
+        return _safe_quantile(tail, xt, n, tau, kind == "upper", (kind, x, beta))
+
+
+def _safe_quantile(tail: str, x, n, tau: float, up: bool, names):
+    """:func:`safe_quantile` for ``T(p) = tau`` (``T`` as in :func:`_tail` at count x):
+    the root moved up (``up``, an upper bound) or down, proven and tight."""
+    if tail == "F":
+        p = special.betainccinv(x + 1.0, n - x, tau)
+        small = x <= SMALL_X
+    else:
+        p = special.betaincinv(x, n - x + 1.0, tau)
+        small = x <= SMALL_X_G
+    p = np.where(np.isfinite(p), np.clip(p, 5e-324, 1.0), np.clip(x / n, 5e-324, 1.0))
     # scipy's inverse can be far off (3e-8 for small x at n ~ 1e9, 0.4% to a factor 2 for
     # x near 1000): polish small x up front, where the tail is a cheap exact sum;
     # elsewhere it is usually good to ~1e-14, so it is verified first
-    slope = _slope_at_level(kind, x, n, p, beta)
+    slope = _slope_at_level(tail, x, n, p, tau)
     if small.any():
-        p[small], slope[small] = _newton(kind, x[small], n[small], p[small], beta)
-    margin = 2.0 * _rtol_guess(kind, x, n, p, beta) / slope + 4.0 * fl.ULP
-    cand = _candidate(p, margin, sign > 0)
-    cv, cr, _, _ = _tail(kind, x, n, cand, logs=False)
-    # T(cand) <= cv (1 + cr) <= beta proves cand safe (one more ulp for the product); it
-    # is accepted only if also tight, not a safe but loose start
-    proven, _ = _proven(cv, cr, beta)
-    done = proven & _tight(cv, beta, margin, slope)
+        p[small], slope[small] = _newton(tail, x[small], n[small], p[small], tau)
+    margin = 2.0 * _rtol_guess(tail, x, n, p, tau) / slope + 4.0 * fl.ULP
+    cand = _candidate(p, margin, up)
+    cv, cr, _, _ = _tail(tail, x, n, cand, logs=False)
+    # T(cand) within cv (1 +- cr) proves the side (one more ulp for the product); a
+    # candidate is accepted only if also tight, not a safe but loose start
+    above, below = _sides(tail, cv, cr, tau)
+    done = (above if up else below) & _tight(cv, tau, margin, slope)
     out = cand
     rest = np.flatnonzero(~done)
     if rest.size:  # solved again, from the polished start
-        out[rest] = _solve_safeguarded(kind, x[rest], n[rest], beta, p[rest])
+        out[rest] = _solve_safeguarded(tail, x[rest], n[rest], tau, up, p[rest],
+                                       (names[0], names[1][rest], names[2]), n[rest])
     return out
 
 
-def _solve_safeguarded(kind: str, x, n, beta: float, p):
-    """Bounds the fast path did not settle: safeguarded Newton in t = log p, then proofs.
+def _expit(s):
+    """p = 1 / (1 + exp(-s)) without overflow."""
+    e = np.exp(-np.abs(s))
+    return np.where(s >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
-    Every tail evaluation whose sign is proven narrows a bracket [lo, hi] (in p) around
-    the root; a Newton step that would leave it is replaced by an expansion from the
-    current point (a jump in t that doubles each time) toward an end not yet reached,
-    or by bisection in t. Once the Newton step is below 1e-4, a safe candidate and an
-    unsafe one, a margin apart, are evaluated; the safe one is accepted when proven and
-    tight, and a bracket narrower than ``_BRACKET_RTOL`` settles a bound at its safe end.
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+# the logits of the smallest float and of the largest below 1: the points evaluated
+_S_MIN, _S_MAX = float(_logit(5e-324)), float(_logit(1.0 - 2.0**-53))
+
+
+def _solve_safeguarded(tail: str, x, n, tau: float, up: bool, p, names, n_names):
+    """Bounds the fast path did not settle: safeguarded Newton in s = logit(p), then proofs.
+
+    The logit keeps both ends in view: log F is about linear in it near p = 1 (an upper
+    bound within 1e-15 of 1), log G near p = 0. Every tail evaluation whose sign is
+    proven narrows a bracket [lo, hi] (in p) around the root; a Newton step that would
+    leave it is replaced by an expansion from the current point (a jump in s that
+    doubles each time) toward an end not yet reached, or by bisection in s. Once the
+    Newton step moves p by less than 1e-4, a safe candidate and an unsafe one, a margin
+    either side of the Newton point, are evaluated; the safe one is accepted when proven
+    and tight, and a bracket narrower than ``_BRACKET_RTOL`` settles a bound at its safe
+    end. ``names = (kind, x, beta)`` and ``n_names`` are for the error message.
     """
-    sign = 1.0 if kind == "upper" else -1.0
-    log_beta = np.log(beta)
-    t = np.log(p)
-    # the start: p = 1 (F = 0 <= beta, G = 1 > beta) and the smallest float
-    lo, hi = np.full_like(t, 5e-324), np.ones_like(t)
-    lo_set, hi_set = np.zeros(t.shape, bool), np.zeros(t.shape, bool)
-    jump = np.full_like(t, 0.25)
-    grow = np.ones_like(t)
-    out = np.full_like(t, np.nan)
-    todo = np.arange(t.size)
+    falls = 1.0 if tail == "F" else -1.0  # F falls with p, G rises
+    log_tau = np.log(tau)
+    s = np.clip(_logit(p), _S_MIN, _S_MAX)
+    # the start: p = 1 (F = 0, G = 1) and the smallest float (the exact bounds lie within)
+    lo, hi = np.full_like(s, 5e-324), np.ones_like(s)
+    lo_set, hi_set = np.zeros(s.shape, bool), np.zeros(s.shape, bool)
+    jump = np.full_like(s, 0.25)
+    grow = np.ones_like(s)
+    out = np.full_like(s, np.nan)
+    todo = np.arange(s.size)
 
     def narrow(idx, points, is_above, is_below):
         hi[idx] = np.where(is_above, np.minimum(hi[idx], points), hi[idx])
@@ -328,71 +365,69 @@ def _solve_safeguarded(kind: str, x, n, beta: float, p):
         lo_set[idx] |= is_below
 
     for _ in range(_MAX_ROUNDS):
-        tt = t[todo]
-        pt = np.exp(tt)
-        value, rtol, log_value, log_slope = _tail(kind, x[todo], n[todo], pt)
-        le, gt = _proven(value, rtol, beta)  # T <= beta, T > beta
-        # F falls and G rises with p: T <= beta puts an upper bound's p above the root
-        # (p >= root), a lower bound's below it
-        above, below = (le, gt) if sign > 0 else (gt, le)
+        st = s[todo]
+        pt = _expit(st)
+        value, rtol, log_value, log_slope = _tail(tail, x[todo], n[todo], pt)
+        above, below = _sides(tail, value, rtol, tau)
         narrow(todo, pt, above, below)
-        slope = np.exp(log_slope)
-        step = sign * (log_value - log_beta) / slope
-        ok_slope = np.isfinite(slope) & (slope > 0)
+        slope = np.exp(log_slope)  # |d log T / d log p|; in s it is slope (1 - p)
+        step = falls * (log_value - log_tau) / (slope * (1.0 - pt))
+        ok_slope = np.isfinite(slope) & (slope > 0) & (pt < 1.0)
         finished = np.zeros(todo.size, bool)
-        near = ok_slope & (np.abs(step) <= 1e-4)
+        near = ok_slope & (np.abs(step) * (1.0 - pt) <= 1e-4)
         if near.any():
+            # the candidates sit a margin either side of the Newton point
             k = todo[near]
-            pk, sk = pt[near], slope[near]
-            margin = grow[k] * (2.0 * np.maximum(rtol[near], _rtol_guess(kind, x[k], n[k], pk, beta)) / sk
+            pk, sk = _expit(st[near] + step[near]), slope[near]
+            margin = grow[k] * (2.0 * np.maximum(rtol[near], _rtol_guess(tail, x[k], n[k], pk, tau)) / sk
                                 + 4.0 * fl.ULP)
-            safe = _candidate(pk, margin, sign > 0)
-            unsafe = _candidate(pk, margin, sign < 0)
-            cv, cr, _, _ = _tail(kind, np.tile(x[k], 2), np.tile(n[k], 2), np.concatenate([safe, unsafe]),
+            safe = _candidate(pk, margin, up)
+            unsafe = _candidate(pk, margin, not up)
+            cv, cr, _, _ = _tail(tail, np.tile(x[k], 2), np.tile(n[k], 2), np.concatenate([safe, unsafe]),
                                  logs=False)
-            c_le, c_gt = _proven(cv, cr, beta)
-            safe_ok, unsafe_ok = c_le[:k.size], c_gt[k.size:]
+            c_above, c_below = _sides(tail, cv, cr, tau)
             # the proven ones narrow the bracket (its width settles some bounds below)
-            if sign > 0:
-                narrow(k, safe, safe_ok, False)
-                narrow(k, unsafe, False, unsafe_ok)
-            else:
-                narrow(k, safe, False, safe_ok)
-                narrow(k, unsafe, unsafe_ok, False)
-            accept = safe_ok & _tight(cv[:k.size], beta, margin, sk)
+            narrow(k, safe, c_above[:k.size], c_below[:k.size])
+            narrow(k, unsafe, c_above[k.size:], c_below[k.size:])
+            safe_ok = c_above[:k.size] if up else c_below[:k.size]
+            accept = safe_ok & _tight(cv[:k.size], tau, margin, sk)
             out[k[accept]] = safe[accept]
             grow[k] *= np.where(safe_ok, 1.0, 2.0)
             finished[np.flatnonzero(near)[accept]] = True
         # a bracket narrower than _BRACKET_RTOL settles the bound at its safe end: proven,
         # or the end it started from (p = 1 for an upper bound, 5e-324 for a lower one;
-        # both valid, since F(1) = 0 and G(5e-324) < 1e-600 for x >= 2)
+        # both valid: every lower bound with x >= 2 exceeds 1e-170)
         p_lo, p_hi = lo[todo], hi[todo]
         closed = ~finished & (p_hi - p_lo <= _BRACKET_RTOL * p_hi)
-        out[todo[closed]] = (p_hi if sign > 0 else p_lo)[closed]
+        out[todo[closed]] = (p_hi if up else p_lo)[closed]
         finished |= closed
-        # next point: Newton inside the bracket, else expand toward an unreached end, else
-        # bisect. From the unsafe side Newton lands on the safe side (log T is concave in
-        # t), possibly far when the slope is small there; from the safe side it climbs
-        # monotonically toward the root.
-        lo_t, hi_t = np.log(p_lo), np.log(p_hi)
+        # next point: Newton inside the bracket, else expand toward an end not reached (or
+        # at p = 1, where s is infinite), else bisect in s
+        lo_s, hi_s = _logit(p_lo), _logit(p_hi)
         ok_step = ok_slope & np.isfinite(step)
-        t_new = tt + step
-        inside = ok_step & (t_new > lo_t) & (t_new < hi_t)
+        s_new = st + step
+        inside = ok_step & (s_new > lo_s) & (s_new < hi_s)
+        # a candidate proved an end past both this point and Newton's: go on from that end
+        from_lo = ~inside & ok_step & (s_new <= lo_s) & (st < lo_s)
+        from_hi = ~inside & ok_step & (s_new >= hi_s) & (st > hi_s)
         go = np.where(below, 1.0, np.where(above, -1.0, np.where(ok_step, np.sign(step), 0.0)))
-        expand_up = ~inside & (go > 0) & ~hi_set[todo]
-        expand_down = ~inside & (go < 0) & ~lo_set[todo]
-        jt = jump[todo]
-        t_new = np.where(inside, t_new, 0.5 * (lo_t + hi_t))
-        t_new = np.where(expand_up, np.minimum(tt + jt, 0.5 * (tt + hi_t)), t_new)
-        t_new = np.where(expand_down, np.maximum(tt - jt, 0.5 * (tt + lo_t)), t_new)
-        jump[todo] = np.where(expand_up | expand_down, 2.0 * jt, jt)
-        t[todo] = t_new
+        rest = ~inside & ~from_lo & ~from_hi
+        expand_up = rest & (go > 0) & (~hi_set[todo] | np.isinf(hi_s))
+        expand_down = rest & (go < 0) & ~lo_set[todo]
+        js = jump[todo]
+        s_new = np.where(inside, s_new, np.where(from_lo, lo_s, np.where(from_hi, hi_s, 0.5 * (lo_s + hi_s))))
+        s_new = np.where(expand_up, np.minimum(st + js, 0.5 * (st + hi_s)), s_new)
+        s_new = np.where(expand_down, np.maximum(st - js, 0.5 * (st + lo_s)), s_new)
+        # the jump doubles over consecutive expansions and starts again after a Newton step
+        jump[todo] = np.where(expand_up | expand_down, 2.0 * js, np.where(inside, 0.25, js))
+        s[todo] = np.clip(s_new, _S_MIN, _S_MAX)
         todo = todo[~finished]
         if todo.size == 0:
             return out
     i = todo[0]
+    kind, x_names, beta = names
     raise ArithmeticError(
-        f"the Clopper-Pearson {kind} bound for x = {int(x[i])}, n = {int(n[i])}, beta = {beta!r} "
-        f"could not be found: no proven, tight float64 value after {_MAX_ROUNDS} rounds "
-        f"(bracket [{float(lo[i])!r}, {float(hi[i])!r}])"
+        f"the Clopper-Pearson {kind} bound for x = {int(x_names[i])}, n = {int(n_names[i])}, "
+        f"beta = {beta!r} could not be found: no proven, tight float64 value after "
+        f"{_MAX_ROUNDS} rounds (bracket [{float(lo[i])!r}, {float(hi[i])!r}])"
     )
