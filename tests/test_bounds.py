@@ -33,7 +33,7 @@ def trials(draw):
         x = n - draw(st.integers(0, min(n, 300)))
     else:
         x = draw(st.integers(0, n))
-    beta = draw(st.sampled_from([limits.LEVEL_MIN, 1e-30, 1e-3, 1e-4, 1e-7, 0.05, 0.3, 0.5]))
+    beta = draw(st.sampled_from([limits.LEVEL_MIN, 1e-30, 1e-3, 1e-4, 1e-7, 0.05, 0.3, 0.5, 0.6, 1 - 1e-9]))
     return x, n, beta
 
 
@@ -53,6 +53,8 @@ def _rel(got, exact):
 @example((129, 10**9, 1e-300))
 @example((10**12 - 2, 10**12, 1e-300))  # 1 - u ~ 1e-162: the answer is 1.0
 @example((1, 3, 1e-300))
+@example((999, 4286293205, 0.999999999))  # levels near 1: the other tail (was 1.4e-4 off)
+@example((128, 108241720, 0.999999999))
 @example((0, 10**12, 1e-4))
 @example((10**12, 10**12, 1e-4))
 @example((10**12 - 1, 10**12, 1e-4))
@@ -79,6 +81,8 @@ def test_float_upper_bound_is_never_below_the_exact_bound_and_within_1e11(case):
 @example((4097, 10**9, 1e-300))
 @example((1, 10**12, 1e-300))  # closed form, a subnormal bound (1e-312)
 @example((2, 1499057, 1e-300))  # scipy's inverse is nan
+@example((5, 2522, 0.6))  # 2e-3: as 1 - complement it was 1.5e-11 off
+@example((128, 108241720, 0.999999999))  # levels near 1: the other tail (was 4.5e-5 off)
 def test_float_lower_bound_and_its_complement_are_on_the_safe_side(case):
     x, n, beta = case
     low = clopper_pearson_lower(x, n, beta)
@@ -90,11 +94,9 @@ def test_float_lower_bound_and_its_complement_are_on_the_safe_side(case):
         assert mpmath.mpf(comp) >= exact_comp
         assert _rel(comp, exact_comp) <= REL_TOL
         if exact_low > 0:
-            # relative precision of the lower bound itself: full when it is small
-            # (direct solve; a subnormal bound to 1e-323) and limited to an ulp of 1
-            # when it is close to 1
-            assert abs(float(mpmath.mpf(low) - exact_low)) <= REL_TOL * exact_low + (
-                1e-323 if exact_low < 1e-3 else 2.3e-16)
+            # full relative precision of the lower bound itself (solved directly below
+            # 1/2, a subnormal bound to 1e-323; as 1 - complement above)
+            assert abs(float(mpmath.mpf(low) - exact_low)) <= REL_TOL * exact_low + 1e-323
 
 
 def test_closed_forms_at_the_edges():
@@ -291,7 +293,7 @@ def _sweep_cases():
     rng = np.random.default_rng(12)
     xs = [2, 5, _cp_float.SMALL_X, _cp_float.SMALL_X + 1, 999, 1000, 1001,
           _cp_float.SMALL_X_G, _cp_float.SMALL_X_G + 1]
-    betas = [limits.LEVEL_MIN, 1e-150, 1e-30, 1e-8, 1e-3, 0.05, 0.3, 0.5]
+    betas = [limits.LEVEL_MIN, 1e-150, 1e-30, 1e-8, 1e-3, 0.05, 0.3, 0.5, 0.9]
     cases = []
     while len(cases) < 36:
         x, n = int(rng.choice(xs)), int(10 ** rng.uniform(3, 12))
@@ -310,8 +312,7 @@ def test_sweep_of_the_switches_and_scipys_bad_region_is_safe_and_within_1e11(cas
         assert mpmath.mpf(up) >= exact_up * (1 - mpmath.mpf("1e-19"))
         assert _rel(up, exact_up) <= REL_TOL
         assert mpmath.mpf(low) <= exact_low * (1 + mpmath.mpf("1e-19"))
-        assert abs(float(mpmath.mpf(low) - exact_low)) <= REL_TOL * exact_low + (
-            1e-323 if exact_low < 1e-3 else 2.3e-16)
+        assert abs(float(mpmath.mpf(low) - exact_low)) <= REL_TOL * exact_low + 1e-323
 
 
 # --------------------------------------------------------------------------------------

@@ -15,11 +15,12 @@ a level near 1 loses no digits (the slope of log F at F ~ 1 is tiny).
 
 The fast path is one proof attempt (after one Newton step for small x); it settles
 about 99% of the bounds of a realistic certify run. The others are solved again by a
-safeguarded Newton iteration on log T = log tau in the logit of p, kept inside a
-bracket of points proven to lie on either side (expanding or bisecting it when a step
-would leave it), with proof attempts once it has converged. log T is concave in log p
-for both tails (``docs/numerics.md``), so Newton's iterates reach the safe side and
-approach the root from there. A bound is returned only when proven safe *and* tight
+safeguarded Newton iteration on log T = log tau in the logit of p (which keeps both
+ends of (0, 1) in view), kept inside a bracket of points proven to lie on either side
+(expanding or bisecting it when a step would leave it), with proof attempts once it
+has converged. log T is concave in log p for both tails (``docs/numerics.md``), so
+Newton steps rarely overshoot far; the bracket makes every round count whatever they
+do. A bound is returned only when proven safe *and* tight
 (within a few error bounds of the root, or bracketed by a proven-unsafe point within
 2**-40 relative); a bound that cannot be found raises ``ArithmeticError`` naming x, n
 and beta. It is never replaced by the trivial 0 or 1.
@@ -374,6 +375,7 @@ def _solve_safeguarded(tail: str, x, n, tau: float, up: bool, p, names, n_names)
         step = falls * (log_value - log_tau) / (slope * (1.0 - pt))
         ok_slope = np.isfinite(slope) & (slope > 0) & (pt < 1.0)
         finished = np.zeros(todo.size, bool)
+        lo_before, hi_before = lo[todo], hi[todo]
         near = ok_slope & (np.abs(step) * (1.0 - pt) <= 1e-4)
         if near.any():
             # the candidates sit a margin either side of the Newton point
@@ -402,14 +404,17 @@ def _solve_safeguarded(tail: str, x, n, tau: float, up: bool, p, names, n_names)
         out[todo[closed]] = (p_hi if up else p_lo)[closed]
         finished |= closed
         # next point: Newton inside the bracket, else expand toward an end not reached (or
-        # at p = 1, where s is infinite), else bisect in s
+        # at p = 1, where s is infinite), else bisect in s. (From the unsafe side of a
+        # concave log T Newton lands on the safe side, possibly far when the slope there
+        # is small; from the safe side it climbs toward the root.)
         lo_s, hi_s = _logit(p_lo), _logit(p_hi)
         ok_step = ok_slope & np.isfinite(step)
         s_new = st + step
         inside = ok_step & (s_new > lo_s) & (s_new < hi_s)
-        # a candidate proved an end past both this point and Newton's: go on from that end
-        from_lo = ~inside & ok_step & (s_new <= lo_s) & (st < lo_s)
-        from_hi = ~inside & ok_step & (s_new >= hi_s) & (st > hi_s)
+        # Newton's point lies past an end a candidate just proved (next to it): go on from
+        # that end, whose Newton step approaches the root from its side
+        from_lo = ~inside & ok_step & (s_new <= lo_s) & (p_lo > lo_before)
+        from_hi = ~inside & ok_step & (s_new >= hi_s) & (p_hi < hi_before)
         go = np.where(below, 1.0, np.where(above, -1.0, np.where(ok_step, np.sign(step), 0.0)))
         rest = ~inside & ~from_lo & ~from_hi
         expand_up = rest & (go > 0) & (~hi_set[todo] | np.isinf(hi_s))
