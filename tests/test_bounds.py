@@ -108,6 +108,11 @@ def test_closed_forms_at_the_edges():
     assert clopper_pearson_lower_complement(n, n, beta) == pytest.approx(-np.expm1(np.log(beta) / n), rel=1e-14)
 
 
+def test_empty_input_gives_empty_output():
+    assert clopper_pearson_upper([], 10, 0.05).shape == (0,)
+    assert clopper_pearson_lower(np.zeros((0, 3), dtype=int), 10, 0.05).shape == (0, 3)
+
+
 def test_bounds_are_vectorized_and_broadcast():
     x = np.array([[0, 1, 2], [3, 4, 5]])
     got = clopper_pearson_upper(x, 10, 0.05)
@@ -227,13 +232,15 @@ def test_private_float_entry_points_guard_their_ranges():
 
     for call in (lambda: _upper_float(np.array([3]), np.array([10]), 2.21e-321),
                  lambda: _lower_float(np.array([3]), np.array([10]), 2.21e-321),
-                 lambda: _upper_float(np.array([3]), np.array([limits.N_MAX + 1]), 0.01)):
+                 lambda: _upper_float(np.array([3]), np.array([limits.N_MAX + 1]), 0.01),
+                 lambda: _lower_float(np.array([3]), np.array([-(2**62)]), 0.01)):  # a wrapped row sum
         with pytest.raises(ValueError, match="topk_bounds.limits"):
             call()
 
 
 def test_a_float_level_that_is_not_a_double_is_rounded_down_and_a_dps_level_is_kept_exact():
     """The float path may only widen a bound (a smaller level), the dps path never rounds."""
+    from decimal import Decimal
     from fractions import Fraction
 
     with mpmath.workprec(200):
@@ -242,6 +249,10 @@ def test_a_float_level_that_is_not_a_double_is_rounded_down_and_a_dps_level_is_k
     assert clopper_pearson_upper(3, 10, above) == clopper_pearson_upper(3, 10, 0.05)
     assert clopper_pearson_upper(3, 10, below) == clopper_pearson_upper(3, 10, float(np.nextafter(0.05, 0)))
     assert clopper_pearson_upper(3, 10, Fraction(1, 20)) >= clopper_pearson_upper(3, 10, 0.05)
+    assert clopper_pearson_upper(3, 10, Decimal("0.05")) >= clopper_pearson_upper(3, 10, 0.05)
+    with mpmath.workdps(40):  # exact rationals on the dps path: 1/20, not the double 0.05
+        assert clopper_pearson_upper(3, 10, Fraction(1, 20), dps=30) == clopper_pearson_upper(
+            3, 10, Decimal("0.05"), dps=30) != clopper_pearson_upper(3, 10, 0.05, dps=30)
     with mpmath.workdps(40):
         exact_above = mp_cp_upper(3, 10, above, 30)
         assert clopper_pearson_upper(3, 10, above, dps=30) == exact_above

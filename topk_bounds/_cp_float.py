@@ -20,10 +20,10 @@ ends of (0, 1) in view), kept inside a bracket of points proven to lie on either
 (expanding or bisecting it when a step would leave it), with proof attempts once it
 has converged. log T is concave in log p for both tails (``docs/numerics.md``), so
 Newton steps rarely overshoot far; the bracket makes every round count whatever they
-do. A bound is returned only when proven safe *and* tight
-(within a few error bounds of the root, or bracketed by a proven-unsafe point within
-2**-40 relative); a bound that cannot be found raises ``ArithmeticError`` naming x, n
-and beta. It is never replaced by the trivial 0 or 1.
+do. A bound is returned only when proven safe *and* tight (within a few error bounds
+of the root, or bracketed by a proven-unsafe point within 2**-40 relative); a bound
+that cannot be found raises ``ArithmeticError`` naming x, n and beta. It is never
+replaced by the trivial 0 or 1.
 
 Tail evaluation and its error bound
 -----------------------------------
@@ -32,7 +32,7 @@ Tail evaluation and its error bound
   rounded basic operations and log1p, exp within an ulp, its relative error is at most
   (2 |n log1p(-p)| + 2 |log F| + 6 x + 8) ulp: a rigorous bound.
 * G for x <= ``SMALL_X_G``: the sum upward from j = x plus a geometric bound on the
-  terms left out; the same kind of bound.
+  terms left out; the same kind of bound, with 6 (x + m) ulp for the m terms added.
 * otherwise scipy's ``betaincc`` / ``betainc`` (Boost's ibeta), whose relative errors
   are *assumed* to be at most ``BOOST_RTOL_F`` / :func:`boost_rtol_g`;
   ``tests/test_bounds.py`` measures them against the mpmath reference for n up to
@@ -62,7 +62,6 @@ BOOST_RTOL_F = 2.0**-38
 #: BOOST_G_COEF * (sqrt(x) + 1) ulp. It grows with the count: measured up to
 #: 8 sqrt(x) ulp (3.3e-10 at x = 1e11), assumed 16 times that.
 BOOST_G_COEF = 128.0
-_POLISH = 1  # Newton steps before the first proof attempt
 #: Rounds of the safeguarded solve for the bounds the fast path did not settle.
 _MAX_ROUNDS = 120
 #: A proven-safe candidate is also accepted when a proven-unsafe point lies this close.

@@ -85,12 +85,12 @@ coefficients, for ``min(x, n - x) <= 30`` and any ``n`` up to 10**12; on
 ``n = 10**6`` and ``10**12``) ``tests/test_mp_beta.py`` asserts 1e-45 relative and
 the side.
 
-One call at ``dps = 50`` takes 5 to 40 ms for ``n <= 10`` or ``x`` near ``n`` and
-50 to 500 ms otherwise (``n`` up to 10**12, ``x`` near 0 or ``n/2``, ``beta``
-in {1e-3, 1e-7, 0.3}; measured on a shared, loaded 2-core machine; the check of
-step 4 is one quadrature of the three or four a call takes), plus a one-time 0.3 to
-0.6 s per ``dps`` for mpmath's Gauss-Legendre nodes. Cost grows with ``dps``: about
-0.5 s at ``dps = 100`` and 1.3 s at ``dps = 200`` (after the first call, which
+One call at ``dps = 50`` takes 5 to 140 ms (``n`` from 10 to 10**12, ``x`` near 0,
+``n/2`` or ``n``, ``beta`` in {1e-3, 1e-7, 0.3}; CPU time on a shared 2-core machine),
+plus a one-time 0.3 to 0.6 s per ``dps`` for mpmath's Gauss-Legendre nodes. The check
+of step 4 is one more quadrature: over the bounds of realistic inputs (n = 1e5) a call
+costs 1.5 times what it did without it. Cost grows with ``dps``: about 0.5 s at
+``dps = 100`` and 1.3 s at ``dps = 200`` before the check (after the first call, which
 computes the nodes: 2 s and 11 s).
 
 Every function runs inside ``mpmath.workdps`` and leaves ``mpmath.mp.dps``

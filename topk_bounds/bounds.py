@@ -35,6 +35,8 @@ References
 from __future__ import annotations
 
 import numbers
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 
@@ -130,10 +132,12 @@ def _as_counts(name: str, value, low: int, message) -> np.ndarray:
 
 def _level(beta, exact: bool):
     """The level as a float rounded *down* (a smaller level widens every bound), or, for
-    the dps path (``exact``), as an ``mpmath.mpf`` that is exactly the value given."""
+    the dps path (``exact``), as an ``mpmath.mpf``: exactly the value given for an mpf or
+    a float; a rational or Decimal to 200 bits past its denominator's (its error is far
+    inside the widening of the result)."""
     message = (f"beta must be a probability in [{LEVEL_MIN:g}, 1) (the floor is "
                f"topk_bounds.limits.LEVEL_MIN), got {_show(beta)}")
-    if isinstance(beta, (bool, np.bool_, str, bytes)) or not isinstance(beta, numbers.Real):
+    if isinstance(beta, (bool, np.bool_, str, bytes)) or not isinstance(beta, (numbers.Real, Decimal)):
         if not (isinstance(beta, np.ndarray) and beta.ndim == 0 and beta.dtype.kind == "f"):
             raise ValueError(message)
         beta = beta[()]
@@ -149,8 +153,6 @@ def _level(beta, exact: bool):
             return beta
         if isinstance(beta, (float, np.floating)) and float(beta) == beta:
             return mpmath.mpf(float(beta))  # a double is a binary fraction: exact
-        from fractions import Fraction
-
         ratio = Fraction(beta) if not isinstance(beta, np.floating) else Fraction(*beta.as_integer_ratio())
         with mpmath.workprec(2 * ratio.denominator.bit_length() + 200):
             return mpmath.mpf(ratio.numerator) / ratio.denominator
@@ -189,8 +191,9 @@ def _check_internal(n, beta: float):
     if not LEVEL_MIN <= beta < 1.0:
         raise ValueError(f"beta must be a probability in [{LEVEL_MIN:g}, 1) "
                          f"(topk_bounds.limits.LEVEL_MIN), got {beta!r}")
-    if np.size(n) and np.max(n) > N_MAX:
-        raise ValueError(f"n must lie in 1..{_N_MAX_TEXT} (topk_bounds.limits.N_MAX), got n = {np.max(n)}")
+    if np.size(n) and not 1 <= np.min(n) <= np.max(n) <= N_MAX:
+        bad = np.min(n) if np.min(n) < 1 else np.max(n)
+        raise ValueError(f"n must lie in 1..{_N_MAX_TEXT} (topk_bounds.limits.N_MAX), got n = {bad}")
 
 
 # --------------------------------------------------------------------------------------
