@@ -270,6 +270,33 @@ def test_a_bad_float_start_still_converges_to_the_literal_root(x, n, beta):
         assert upper_of_rest >= (1 - reference) * (1 - mpf("1e-40"))
 
 
+def test_a_start_on_the_wrong_side_of_the_mode_is_dropped_not_integrated():
+    """scipy's start for upper(n - 1000) at beta = 3e-199, n = 4.8e9 is 7 times too far
+    from 1, on the bulk side of the mode, where the quadrature took 25 s; the model used
+    to vet starts mistook it for a tail there. Reference: the root of
+    sum_{k >= 1000} C(n, k) p^k (1 - p)^(n - k) = beta (exact integer coefficients,
+    summed until the terms fall below 1e-60 of the sum; they fall by n p / k < 1/3 per
+    step) by ``mpmath.findroot`` at 60 digits; it is 1 - upper(n - 1000)."""
+    n, x, beta = 4780502389, 1000, 3.133849749386888e-199
+    coef0 = math.comb(n, x)
+    with mp.workdps(60):
+        def g(p):
+            q, total, coef, k = 1 - p, mp.zero, coef0, x
+            while True:
+                term = mpf(coef) * p**k * q ** (n - k)
+                total += term
+                if term < total * mpf("1e-60"):
+                    return mp.log(total) - mp.log(beta)
+                coef = coef * (n - k) // (k + 1)
+                k += 1
+
+        start = mpf(6.7e-8)
+        lower = mp.findroot(g, (start, start * (1 + mpf("1e-6"))), solver="secant", tol=mpf("1e-50"))
+    upper = mp_cp_upper(n - x, n, beta, 20)
+    with mp.workdps(60):
+        assert upper >= 1 - lower and abs((1 - upper) / lower - 1) < mpf("1e-12")  # 20 digits of 1 - 7e-8
+
+
 @SETTINGS_60
 @given(case=any_cases(), beta=levels)
 @example(case=(3, 10), beta=0.05)

@@ -255,9 +255,14 @@ def _float_start(a, b, tau, upper):
     return mp.log1p(-zc) - mp.log(zc)
 
 
-def _model_log_tail(am1, bm1, log_beta_fn, s):
-    """``min(0, f(z) + log w(z))`` at ``z = expit(s)``: log of either tail to within
-    about 1 on the tail's side of the mode, and 0 (the tail is ~1) beyond it."""
+def _model_log_tail(am1, bm1, log_beta_fn, s, upper):
+    """A quadrature-free model of log P(Beta > z) (``upper``) or log P(Beta < z) at
+    ``z = expit(s)``: ``min(0, f(z) + log w(z))`` on the tail's side of the mode, within
+    log 2 of the truth at the roots measured, and 0 on the other side, where the tail
+    holds the mode (and at least about half the mass)."""
+    beyond_mode = s < mp.log(mp.mpf(am1) / bm1) if upper else s > mp.log(mp.mpf(am1) / bm1)
+    if beyond_mode:
+        return mp.zero
     z, zc = _expit_pair(s)
     lz, lzc = _logs_of_pair(s)
     return min(mp.zero, am1 * lz + bm1 * lzc - log_beta_fn + mp.log(_width(am1, bm1, z, zc)))
@@ -272,7 +277,7 @@ def _model_start(am1, bm1, log_tau, log_beta_fn, upper):
     """
 
     def model(s):
-        return _model_log_tail(am1, bm1, log_beta_fn, s)
+        return _model_log_tail(am1, bm1, log_beta_fn, s, upper)
 
     direction = 1 if upper else -1
     s_mode = mp.log(mp.mpf(am1) / bm1)
@@ -332,7 +337,7 @@ def _solve(a, b, tau, upper, dps):
         # scipy's inverse can be far off (a factor 2 for x = 1000, n = 1e9): a start whose
         # model tail is off by more than e**3 is not worth its quadrature (on the wrong
         # side of the mode that takes seconds)
-        if s is not None and abs(_model_log_tail(am1, bm1, log_beta_fn, s) - log_tau) > 3:
+        if s is not None and abs(_model_log_tail(am1, bm1, log_beta_fn, s, upper) - log_tau) > 3:
             s = None
         state = evaluate(s) if s is not None else None
         if state is None or abs(state[0]) > 1:
