@@ -392,27 +392,62 @@ def test_boost_tail_errors_are_well_inside_the_assumed_bounds():
     assert worst_g * SAFETY <= 1.0, worst_g
 
 
-def test_direct_tail_sums_agree_with_exact_sums_within_their_stated_bound():
+def _pmf(k, n, p):
+    """The binomial pmf at the current mpmath precision (log-gamma form)."""
+    return mpmath.exp(mpmath.loggamma(n + 1) - mpmath.loggamma(k + 1) - mpmath.loggamma(n - k + 1)
+                      + k * mpmath.log(p) + (n - k) * mpmath.log1p(-p))
+
+
+def test_direct_cdf_sum_agrees_with_the_exact_sum_within_its_stated_bound():
     rng = np.random.default_rng(3)
     for _ in range(20):
         n = float(int(10 ** rng.uniform(2, 12)))
         x = float(rng.integers(1, min(n - 1, _cp_float.SMALL_X)))
         p = float(special.betainccinv(x + 1, n - x, 10 ** rng.uniform(-8, -1)))
         val, rtol, log_val, log_slope = _cp_float._cdf_small(np.array([x]), np.array([n]), np.array([p]))
-        sval, srtol, log_sval, log_sslope = _cp_float._sf_small(np.array([x]), np.array([n]), np.array([p]))
         with mpmath.workdps(50):
             P, N, X = mpmath.mpf(p), int(n), int(x)
-            terms = [mpmath.exp(mpmath.loggamma(N + 1) - mpmath.loggamma(j + 1) - mpmath.loggamma(N - j + 1)
-                                + j * mpmath.log(P) + (N - j) * mpmath.log1p(-P)) for j in range(X + 1)]
+            terms = [_pmf(j, N, P) for j in range(X + 1)]
             cdf = mpmath.fsum(terms)
-            sf = 1 - mpmath.fsum(terms[:-1])
             assert abs(float(val[0] / cdf - 1)) <= rtol[0]
-            assert sval[0] >= sf * (1 - srtol[0])  # may exceed it by the geometric tail bound
-            assert abs(float(sval[0] / sf - 1)) <= srtol[0] + 1e-15
             assert abs(float(log_val[0] - mpmath.log(cdf))) <= rtol[0]
-            # the slopes |d log T / d log p| from the last (first) term: exact derivatives
-            # are (n - x) pmf(x) / (1 - p) for the cdf and x pmf(x) / p for the sf
+            # the slope |d log F / d log p| from the last term: p (n - x) pmf(x) / (1 - p)
             slope_f = P * (N - X) * terms[X] / (1 - P) / cdf
-            slope_g = X * terms[X] / sf
             assert abs(float(mpmath.exp(log_slope[0]) / slope_f - 1)) <= 1e-12
-            assert abs(float(mpmath.exp(log_sslope[0]) / slope_g - 1)) <= 1e-12
+
+
+def test_direct_sf_sum_is_an_upper_bound_within_its_stated_error_or_flags_g_above_one_half():
+    """G's blockwise sum near its roots (x up to SMALL_X_G, so across many blocks of the
+    products) and above them, against the upward sum of the pmf at 50 digits (until the
+    terms fall below 1e-45 of it: they shrink geometrically past the mode)."""
+    rng = np.random.default_rng(4)
+    flagged = 0
+    for i in range(30):
+        n = float(int(10 ** rng.uniform(2, 12)))
+        x = float(min(rng.choice([rng.integers(1, 40), rng.integers(1, _cp_float.SMALL_X_G + 1)]), n - 1))
+        level = 10 ** rng.uniform(-30, np.log10(0.5))
+        p = float(special.betaincinv(x, n - x + 1, level)) * float(np.exp(rng.normal(0, 0.02 if i % 3 else 1.0)))
+        p = min(max(p, 1e-300), 0.999)
+        val, rtol, log_val, log_slope = _cp_float._sf_small(np.array([x]), np.array([n]), np.array([p]))
+        with mpmath.workdps(50):
+            P, N, X = mpmath.mpf(p), int(n), int(x)
+            first = _pmf(X, N, P)
+            terms, k, term = [first], X, first
+            while k < N and (term > mpmath.mpf("1e-45") * terms[0] or k < N * p + 10):
+                term = term * (N - k) * P / ((k + 1) * (1 - P))
+                terms.append(term)
+                k += 1
+            sf = mpmath.fsum(terms)
+            if np.isinf(val[0]):  # the sum's flag: G > 1/2
+                flagged += 1
+                assert sf > 0.5
+                continue
+            # in logs (G may lie below the float range): never below the exact tail by
+            # more than the bound, and above it by at most the geometric tail bound
+            assert log_val[0] >= mpmath.log(sf) - rtol[0]
+            assert abs(float(log_val[0] - mpmath.log(sf))) <= rtol[0] + 1e-15
+            if sf > 1e-300:
+                assert abs(float(val[0] / sf - 1)) <= rtol[0] + 1e-15
+            # the slope |d log G / d log p| from the first term: x pmf(x)
+            assert abs(float(mpmath.exp(log_slope[0]) / (X * first / sf) - 1)) <= 1e-12
+    assert 0 < flagged < 30  # both kinds of result were exercised

@@ -108,52 +108,62 @@ def _cdf_small(x, n, p):
     return value, rtol, log_value, log_slope
 
 
+_BLOCK = 64  # columns of the blockwise products in _sf_small
+
+
 def _sf_small(x, n, p, extra: int = 1200):
     """P(Bin(n, p) >= x) for 1 <= x <= SMALL_X_G by direct summation upward from j = x.
 
-    The terms after j = x shrink at least geometrically once their ratio is below 1;
-    the sum stops after ``extra`` terms and adds a geometric bound on the rest, so the
-    value returned is never below the exact tail by more than its rounding bound. A
-    value of +inf means the terms still grew after ``extra`` steps: then
-    n p > x + extra, the median of Bin(n, p) is at least x and G >= 1/2.
-    The term at j = x is carried as a mantissa and an exact power-of-two scale.
-    Returns ``(value, rtol, log_value, log_slope)`` as :func:`_cdf_small`, the slope
-    from the first term: p G' = x pmf(x).
+    pmf(x) / pmf(0) is the product of the x ratios (n - j) p / ((j + 1)(1 - p)), taken
+    in blocks of ``_BLOCK`` columns as mantissas and exact power-of-two exponents
+    (``frexp``), so it cannot overflow or underflow. The terms after j = x, relative to
+    it, are blockwise cumulative products of the next ratios, which fall with j; the sum
+    stops once a term is below 1e-18 of it with the ratio below 1/2, or after about
+    ``extra`` terms, and adds a geometric bound on the rest, so the value returned is
+    never below the exact tail by more than its rounding bound (each term carries at
+    most 6 roundings, as in the loop it replaces). A value of +inf means G > 1/2: the
+    first ratio is at least 2 (then n p > 2 x, above the median), or the terms grew
+    past 1e308 (the mode lies more than 1000 above x). Returns
+    ``(value, rtol, log_value, log_slope)`` as :func:`_cdf_small`, the slope from the
+    first term: p G' = x pmf(x).
     """
     log_p0 = n * np.log1p(-p)
     odds = p / (1.0 - p)
-    term = np.ones_like(p)
-    log_scale = np.zeros_like(p)
-    for j in range(int(x.max())):
-        term = np.where(j < x, term * ((n - j) / (j + 1.0)) * odds, term)
-        big, small = term > _BIG, term < 1.0 / _BIG
-        if big.any() or small.any():
-            with np.errstate(over="ignore", under="ignore"):
-                term = np.where(big, term / _BIG, np.where(small, term * _BIG, term))
-            log_scale = log_scale + np.where(big, _LOG_BIG, np.where(small, -_LOG_BIG, 0.0))
-    first = term.copy()
-    total = term.copy()
-    j = x.copy()
-    ratio = np.zeros_like(p)
-    live = np.ones(p.shape, dtype=bool)  # per element, so a row never depends on its batch
-    count = np.zeros_like(p)  # terms added after the first, per element
-    for _ in range(extra):
-        new_ratio = ((n - j) / (j + 1.0)) * odds
-        ratio = np.where(live, new_ratio, ratio)
-        term = np.where(live, np.where(j < n, term * new_ratio, 0.0), term)
-        total = np.where(live, total + term, total)
-        count += live
-        j += 1.0
-        live &= ~((term <= 1e-18 * total) & (ratio < 0.5))
+    m = p.size
+    # pmf(x) / pmf(0) = mant 2**expo
+    mant, expo = np.ones(m), np.zeros(m, dtype=np.int64)
+    cols = np.arange(_BLOCK, dtype=float)
+    for j0 in range(0, int(x.max()) if m else 0, _BLOCK):
+        idx = np.flatnonzero(x > j0)  # only the rows that still have ratios to multiply
+        js = j0 + cols
+        f = np.where(js < x[idx, None], ((n[idx, None] - js) / (js + 1.0)) * odds[idx, None], 1.0)
+        fm, fe = np.frexp(f)
+        mant[idx], e2 = np.frexp(mant[idx] * np.prod(fm, axis=1))
+        expo[idx] += fe.sum(axis=1) + e2
+    log_scale = expo * np.log(2.0) + np.log(mant)
+    # the terms after x, relative to pmf(x)
+    first_ratio = ((n - x) / (x + 1.0)) * odds
+    total = np.ones(m)
+    term = np.ones(m)
+    ratio = np.zeros(m)
+    count = np.zeros(m)
+    live = first_ratio < 2.0  # per element, so a row never depends on its batch
+    for blk in range(-(-extra // _BLOCK)):
         if not live.any():
             break
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rest = np.where(ratio < 1.0, term * ratio / (1.0 - ratio), np.inf)
-        total = total + rest
-        log_value = log_p0 + log_scale + np.log(total)
-        log_slope = np.log(x) + np.log(first) - np.log(total)
-    with np.errstate(under="ignore"):
-        value = np.exp(log_value)
+        idx = np.flatnonzero(live)
+        js = x[idx, None] + (blk * _BLOCK + cols)
+        r = np.where(js < n[idx, None], ((n[idx, None] - js) / (js + 1.0)) * odds[idx, None], 0.0)
+        c = np.cumprod(r, axis=1) * term[idx, None]
+        total[idx] += c.sum(axis=1)
+        term[idx], ratio[idx] = c[:, -1], r[:, -1]
+        count[idx] += _BLOCK
+        live[idx] = ~((term[idx] <= 1e-18 * total[idx]) & (ratio[idx] < 0.5)) & np.isfinite(total[idx])
+    rest = np.where(ratio < 1.0, term * ratio / (1.0 - ratio), np.inf)
+    total = np.where((first_ratio >= 2.0) | ~np.isfinite(total), np.inf, total + rest)
+    log_value = log_p0 + log_scale + np.log(total)
+    log_slope = np.log(x) - np.log(total)
+    value = np.where(np.isinf(total), np.inf, np.exp(log_value))
     rtol = (2.0 * np.abs(log_p0) + 2.0 * np.abs(log_scale) + 2.0 * np.abs(log_value)
             + 6.0 * (x + count) + 8.0) * fl.ULP
     return value, rtol, log_value, log_slope
