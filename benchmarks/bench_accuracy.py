@@ -15,6 +15,13 @@ C. as B, in the region where scipy's ``betainccinv`` is least accurate: every ot
 D. the Clopper-Pearson upper bound alone in that region: scipy's ``betainccinv`` (the
    candidate every float code starts from) and :func:`topk_bounds.clopper_pearson_upper`
    against the same function with ``dps=50``.
+E. a sweep of the Clopper-Pearson bounds over the float path's edges: x near 999-1000
+   (where scipy's inverse is 0.4% to a factor 2 off), next to the switches of the tail
+   evaluation (``SMALL_X`` = 128, ``SMALL_X_G`` = 4096), small x, and each of these as
+   n - x; n = 10^U(3, 12); beta from ``limits.LEVEL_MIN`` = 1e-300 to 1/2 (a tenth of
+   the levels in (1/2, 1)). Upper bounds, lower bounds and complements against the
+   ``dps=30`` path (rounded outward, within 1e-29), and scipy's inverse for comparison.
+   ``tests/test_bounds.py`` runs 36 cases of the same sweep.
 
 For every input the table reports the largest relative difference |float - exact| / |exact|
 of the float path, whether the float radius ever exceeded the exact one (it must not), and
@@ -49,7 +56,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from bench_certify import machine_info, machine_line, markdown_table, write_results  # noqa: E402
-from topk_bounds import certify, clopper_pearson_upper, topk_radius  # noqa: E402
+from topk_bounds import (certify, clopper_pearson_lower, clopper_pearson_lower_complement,  # noqa: E402
+                         clopper_pearson_upper, limits, topk_radius)
+from topk_bounds._cp_float import SMALL_X, SMALL_X_G  # noqa: E402
 from topk_bounds.certify import certify_exact  # noqa: E402
 
 DPS = 50
@@ -245,6 +254,81 @@ def cp_weak_spot(n_cases: int, rng: np.random.Generator) -> dict:
             "max_rel_ours": worst_ours, "ours_below_exact": ours_low}
 
 
+SWEEP_X = [1, 2, 5, 40, SMALL_X - 1, SMALL_X, SMALL_X + 1, 998, 999, 1000, 1001,
+           SMALL_X_G - 1, SMALL_X_G, SMALL_X_G + 1, 20000]
+SWEEP_BETA = [limits.LEVEL_MIN, 1e-200, 1e-100, 1e-30, 1e-10, 1e-5, 1e-3, 0.05, 0.3, 0.5]
+SWEEP_DPS = 30
+
+
+def sweep_case(rng: np.random.Generator):
+    """(x, n, beta) for set E (see the module docstring)."""
+    while True:
+        x, n = int(rng.choice(SWEEP_X)), int(10.0 ** rng.uniform(3, 12))
+        if x < n:
+            break
+    if rng.uniform() < 0.3:
+        x = n - x
+    u = rng.uniform()
+    if u < 0.1:
+        beta = float(rng.uniform(0.5, 1.0 - 1e-9))
+    elif u < 0.4:
+        beta = float(10.0 ** rng.uniform(-300, math.log10(0.5)))
+    else:
+        beta = float(rng.choice(SWEEP_BETA))
+    return x, n, beta
+
+
+def cp_sweep(n_cases: int, rng: np.random.Generator) -> dict:
+    """Set E: every float bound against the dps path, and scipy's inverse."""
+    kinds = {
+        "upper": (clopper_pearson_upper, True,
+                  lambda x, n, b: special.betainccinv(x + 1, n - x, b) if x < n else 1.0),
+        "lower": (clopper_pearson_lower, False,
+                  lambda x, n, b: special.betaincinv(x, n - x + 1, b) if x > 0 else 0.0),
+        "complement": (clopper_pearson_lower_complement, True,
+                       lambda x, n, b: special.betainccinv(n - x + 1, x, b) if x > 0 else 1.0),
+    }
+    stats = {k: {"bounds": 0, "max_rel": 0.0, "worst": None, "unsafe": 0,
+                 "errors": 0, "scipy_max_rel": 0.0, "scipy_unsafe": 0, "scipy_nan": 0}
+             for k in kinds}
+    start = time.time()
+    for i in range(n_cases):
+        x, n, beta = sweep_case(rng)
+        for kind, (func, up, scipy_inv) in kinds.items():
+            st = stats[kind]
+            st["bounds"] += 1
+            exact = func(x, n, beta, dps=SWEEP_DPS)
+            try:
+                ours = func(x, n, beta)
+            except ArithmeticError:
+                st["errors"] += 1
+                continue
+            with np.errstate(all="ignore"):
+                cand = float(scipy_inv(x, n, beta))
+            with mpmath.workdps(SWEEP_DPS + 10):
+                e = mpmath.mpf(exact)
+                # the reference is rounded outward by < 1e-29: a float on the wrong side
+                # of it by more than that is unsafe
+                slack = abs(e) * mpmath.mpf("1e-28")
+                st["unsafe"] += int(mpmath.mpf(ours) < e - slack if up else mpmath.mpf(ours) > e + slack)
+                if e == 0:
+                    continue
+                # relative, also for subnormal lower bounds (x = 1 at the floor: 1e-312)
+                rel = float(max(abs(mpmath.mpf(ours) - e) - mpmath.mpf("1e-323"), 0) / e)
+                if rel > st["max_rel"]:
+                    st["max_rel"], st["worst"] = rel, [x, n, beta]
+                if math.isnan(cand):
+                    st["scipy_nan"] += 1
+                else:
+                    d = (mpmath.mpf(cand) - e) / e
+                    st["scipy_max_rel"] = max(st["scipy_max_rel"], abs(float(d)))
+                    st["scipy_unsafe"] += int(d < 0 if up else d > 0)
+        if (i + 1) % max(1, n_cases // 10) == 0:
+            print(f"  E: {i + 1}/{n_cases} ({time.time() - start:.0f} s)", flush=True)
+    return {"set": "E: Clopper-Pearson sweep of the float path's edges", "cases": n_cases,
+            "dps": SWEEP_DPS, "kinds": stats}
+
+
 def plot(results: list[dict]):
     """Signed relative differences on a symmetric log axis; right of 0 = overstated."""
     import matplotlib
@@ -286,7 +370,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    n_bounds, n_counts, n_cp = (150, 12, 20) if args.quick else (3000, 150, 300)
+    n_bounds, n_counts, n_cp, n_sweep = (150, 12, 20, 40) if args.quick else (3000, 150, 300, 1200)
 
     rng = np.random.default_rng(args.seed)
     results = [
@@ -296,6 +380,7 @@ def main(argv=None) -> int:
                 weak_spot_counts, eval_counts),
     ]
     cp = cp_weak_spot(n_cp, rng)
+    sweep = cp_sweep(n_sweep, np.random.default_rng([args.seed, 5]))
     print(f"\n{'set':<48} {'inputs':>6} {'max rel (ours)':>15} {'ours > exact':>13} "
           f"{'max rel (naive)':>16} {'naive > exact':>14}")
     for r in results:
@@ -306,6 +391,11 @@ def main(argv=None) -> int:
           f"{cp['max_rel_scipy_betainccinv']:.2e} ({cp['scipy_below_exact']} below the exact "
           f"bound, i.e. unsafe); ours max rel excess {cp['max_rel_ours']:.2e} "
           f"({cp['ours_below_exact']} below)")
+    print(f"{sweep['set']}: {sweep['cases']} (x, n, beta)")
+    for kind, st in sweep["kinds"].items():
+        print(f"  {kind:<10} max rel {st['max_rel']:.2e} (at {st['worst']}), unsafe {st['unsafe']}, "
+              f"errors {st['errors']}; scipy max rel {st['scipy_max_rel']:.2e}, "
+              f"unsafe {st['scipy_unsafe']}, nan {st['scipy_nan']}")
 
     info = machine_info()
     rows = [[r["set"], str(r["cases"]), f"{r['max_rel_ours']:.1e}", f"{r['median_rel_ours']:.1e}",
@@ -325,9 +415,20 @@ def main(argv=None) -> int:
           f"and below the exact bound (unsafe) in {cp['scipy_below_exact']} cases; "
           "`clopper_pearson_upper` exceeds the exact bound by at most "
           f"{cp['max_rel_ours']:.1e} relative and is below it in {cp['ours_below_exact']} "
-          "cases.\n")
+          "cases.\n\n"
+          f"{sweep['set']} ({sweep['cases']} random (x, n, beta), reference dps={sweep['dps']}; "
+          "relative differences, beyond 1e-323 absolute for subnormal bounds):\n\n"
+          + markdown_table(
+              ["bound", "count", "max rel diff (ours)", "worst (x, n, beta)",
+               "on the unsafe side (ours)", "ArithmeticError (ours)", "max rel diff (scipy inverse)",
+               "unsafe (scipy)", "nan (scipy)"],
+              [[kind, str(st["bounds"]), f"{st['max_rel']:.1e}", str(st["worst"]),
+                f"**{st['unsafe']}**", str(st["errors"]), f"{st['scipy_max_rel']:.1e}",
+                str(st["scipy_unsafe"]), str(st["scipy_nan"])] for kind, st in sweep["kinds"].items()],
+              "lrrlrrrrr"))
     data = {"benchmark": "accuracy", "quick": args.quick, "seed": args.seed, "dps": DPS,
-            "alpha": ALPHA, "machine": info, "sets": results, "clopper_pearson": cp}
+            "alpha": ALPHA, "machine": info, "sets": results, "clopper_pearson": cp,
+            "clopper_pearson_sweep": sweep}
     paths = write_results("accuracy", args.quick, args.out, data, md, plot(results))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

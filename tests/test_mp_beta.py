@@ -13,9 +13,10 @@ method in the logit):
   recurrence), for a few cases in the bulk;
 * scipy's float64 ``betainccinv``.
 
-Tolerances: the module returns ``dps`` correctly rounded digits; measured against
-the first two references at ``dps = 50`` the relative error is below 2e-51, and the
-tests allow 1e-45.
+Tolerances: the module returns ``dps`` digits rounded toward the safe side (upper
+bounds and complements up, lower bounds down), within ``2**(3 - prec)`` (1.1e-50 at
+``dps = 50``); the tests allow 1e-45 and check the side against references computed
+with twice the digits.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from hypothesis import strategies as st
 from mpmath import mp, mpf
 from scipy import special
 
-from topk_bounds._mp_beta import N_MAX, mp_cp_lower_complement, mp_cp_upper
+from topk_bounds import limits
+from topk_bounds._mp_beta import N_MAX, mp_cp_lower, mp_cp_lower_complement, mp_cp_upper
 
 DPS = 50
 #: Relative tolerance against the independent high-precision references at DPS = 50
@@ -47,6 +49,15 @@ SETTINGS = settings(
     max_examples=int(os.environ.get("TOPK_MP_BETA_EXAMPLES", _EXAMPLES if _EXAMPLES > 100 else 20)),
     deadline=None,
 )
+
+
+#: The properties added with the safe-side rounding and the direct lower bound: at most
+#: 60 examples even under the "ci" profile, to keep CI's total time in bounds.
+SETTINGS_60 = settings(SETTINGS, max_examples=min(SETTINGS.max_examples, 60))
+#: The two slowest properties (two or three bounds per example, at up to 60 digits): at
+#: most 250 examples, since the check of every result on its safe side made each bound
+#: about 1.5 times as costly (under "ci" they took 82 s and 62 s with 500).
+SETTINGS_250 = settings(SETTINGS, max_examples=min(SETTINGS.max_examples, 250))
 
 
 @pytest.fixture(autouse=True)
@@ -166,6 +177,18 @@ def _rel_err(value, reference):
         return abs(mpf(value) / reference - 1)
 
 
+def _on_safe_side(value, reference, up):
+    """``value`` >= (``up``) or <= the reference, up to the reference's own 1e-90."""
+    with mp.workdps(REF_DPS + 20):
+        slack = abs(reference) * mpf("1e-90")
+        return value >= reference - slack if up else value <= reference + slack
+
+
+def _binom_sf_short(x, n, p):
+    """P(Bin(n, p) >= x), summed literally over the shorter side."""
+    return _binom_sf_literal(x, n, p) if n - x < x else 1 - _binom_cdf_literal(x - 1, n, p)
+
+
 def _scipy_rtol(x, n, beta):
     """Relative accuracy of scipy 1.17's betainccinv(x + 1, n - x, beta), as measured.
 
@@ -201,6 +224,92 @@ def test_upper_equals_root_of_literal_binomial_sum(case, beta):
         return
     reference = _reference_root(_binom_cdf_literal, x, n, beta)
     assert _rel_err(p, reference) <= REF_RTOL
+    assert _on_safe_side(p, reference, up=True)
+
+
+@SETTINGS_60
+@given(case=short_side_cases(), beta=levels)
+@example(case=(1, 10**12), beta=1e-10)  # closed form; 1 - complement kept 28 of 50 digits
+@example(case=(5, 10**12), beta=1e-10)  # solved directly, not as 1 - complement
+@example(case=(2, 10**12), beta=1e-300)
+@example(case=(10**12 - 1, 10**12), beta=0.3)
+@example(case=(10**12, 10**12), beta=1e-7)
+@example(case=(3, 10), beta=1 - 2.0**-53)
+def test_lower_equals_root_of_literal_binomial_sum_and_is_rounded_down(case, beta):
+    x, n = case
+    low = mp_cp_lower(x, n, beta, DPS)
+    if x == 0:
+        assert low == 0
+        return
+    reference = _reference_root(_binom_sf_short, x, n, beta, increasing=True)
+    assert _rel_err(low, reference) <= REF_RTOL
+    assert _on_safe_side(low, reference, up=False)
+
+
+@pytest.mark.parametrize(("x", "n", "beta"), [(1000, 10**9, 1e-3), (1000, 137_000_000, 1e-3)])
+def test_a_bad_float_start_still_converges_to_the_literal_root(x, n, beta):
+    """scipy's betaincinv(1000, n - 999, 1e-3) is a factor 2 too large here, and started
+    from it (mirrored, for upper(n - 1000)) the solver stalled after 100 iterations.
+
+    Reference: the root of 1 - sum_{k < x} C(n, k) p^k (1 - p)^(n - k) = beta with exact
+    integer C(n, k), by ``mpmath.findroot`` (secant) at 50 digits, started from a
+    float64 quantile for x - 10 successes (so neither the module nor the bad start is
+    used); its error is below 1e-40.
+    """
+    coefs = [1]
+    for k in range(x - 1):
+        coefs.append(coefs[-1] * (n - k) // (k + 1))
+    with mp.workdps(50):
+        def g(p):
+            q = 1 - p
+            return 1 - mp.fsum(mpf(c) * p**k * q ** (n - k) for k, c in enumerate(coefs)) - beta
+
+        start = mpf(special.betaincinv(x - 10, n - x + 11, beta))
+        reference = mp.findroot(g, (start, start * (1 + mpf("1e-6"))), solver="secant", tol=mpf("1e-90"))
+    low, upper_of_rest = mp_cp_lower(x, n, beta, 30), mp_cp_upper(n - x, n, beta, 30)
+    with mp.workdps(60):
+        assert _rel_err(low, reference) <= mpf("1e-29") and low <= reference * (1 + mpf("1e-40"))
+        # 30 digits of an upper bound 1 - 9e-7 hold 24 of its complement
+        assert _rel_err(upper_of_rest, 1 - reference) <= mpf("1e-29")
+        assert upper_of_rest >= (1 - reference) * (1 - mpf("1e-40"))
+
+
+def test_a_start_on_the_wrong_side_of_the_mode_is_dropped_not_integrated():
+    """scipy's start for upper(n - 1000) at beta = 3e-199, n = 4.8e9 is 7 times too far
+    from 1, on the bulk side of the mode, where the quadrature took 25 s; the model used
+    to vet starts mistook it for a tail there. Reference: the root of
+    sum_{k >= 1000} C(n, k) p^k (1 - p)^(n - k) = beta (exact integer coefficients,
+    summed until the terms fall below 1e-60 of the sum; they fall by n p / k < 1/3 per
+    step) by ``mpmath.findroot`` at 60 digits; it is 1 - upper(n - 1000)."""
+    n, x, beta = 4780502389, 1000, 3.133849749386888e-199
+    coef0 = math.comb(n, x)
+    with mp.workdps(60):
+        def g(p):
+            q, total, coef, k = 1 - p, mp.zero, coef0, x
+            while True:
+                term = mpf(coef) * p**k * q ** (n - k)
+                total += term
+                if term < total * mpf("1e-60"):
+                    return mp.log(total) - mp.log(beta)
+                coef = coef * (n - k) // (k + 1)
+                k += 1
+
+        start = mpf(6.7e-8)
+        lower = mp.findroot(g, (start, start * (1 + mpf("1e-6"))), solver="secant", tol=mpf("1e-50"))
+    upper = mp_cp_upper(n - x, n, beta, 20)
+    with mp.workdps(60):
+        assert upper >= 1 - lower and abs((1 - upper) / lower - 1) < mpf("1e-12")  # 20 digits of 1 - 7e-8
+
+
+@SETTINGS_60
+@given(case=any_cases(), beta=levels)
+@example(case=(3, 10), beta=0.05)
+@example(case=(5 * 10**11, 10**12), beta=1e-7)
+def test_lower_and_one_minus_the_complement_agree(case, beta):
+    x, n = case
+    low, comp = mp_cp_lower(x, n, beta, 30), mp_cp_lower_complement(x, n, beta, 30)
+    with mp.workdps(60):  # both are below the exact lower bound, by at most ~1e-30
+        assert abs(low - (1 - comp)) <= mpf("1e-28")
 
 
 @SETTINGS
@@ -300,9 +409,11 @@ def test_lower_complement_is_one_minus_root_of_literal_upper_binomial_tail(x, n,
     lower = _reference_root(sf, x, n, beta, increasing=True)
     with mp.workdps(_ref_dps(beta)):
         assert _rel_err(complement, 1 - lower) <= REF_RTOL
+        assert _on_safe_side(complement, 1 - lower, up=True)
+        assert _rel_err(mp_cp_lower(x, n, beta, DPS), lower) <= REF_RTOL
 
 
-@SETTINGS
+@SETTINGS_250
 @given(case=any_cases(), beta=levels, factor=st.floats(1.5, 1e6))
 @example(case=(0, 1), beta=0.5, factor=1.5)
 @example(case=(5 * 10**11, 10**12), beta=1e-7, factor=10.0)
@@ -320,7 +431,7 @@ def test_upper_increases_with_x_and_decreases_with_beta(case, beta, factor):
         assert larger > p if strictly else larger >= p
 
 
-@SETTINGS
+@SETTINGS_250
 @given(case=any_cases(), beta=levels)
 @example(case=(5 * 10**11, 10**12), beta=0.5)
 @example(case=(2, 10**12), beta=1e-300)
@@ -371,14 +482,20 @@ def test_mpf_levels_beyond_the_float_range(x, n, exponent, near_one):
         ({"beta": 1.0}, r"beta \(1\.0\)"),
         ({"beta": float("nan")}, r"beta \(nan\)"),
         ({"beta": "0.05"}, r"beta \('0\.05'\) must be a float or an mpmath\.mpf"),
-        ({"dps": 0}, r"dps \(0\) must be an integer >= 1"),
+        ({"dps": 0}, r"dps \(0\) must be an integer >= 15$"),
+        ({"dps": 14}, r"dps \(14\) must be an integer >= 15$"),
+        ({"dps": 30.0}, r"dps \(30\.0\) must be an integer"),
     ],
 )
-@pytest.mark.parametrize("func", [mp_cp_upper, mp_cp_lower_complement])
+@pytest.mark.parametrize("func", [mp_cp_upper, mp_cp_lower, mp_cp_lower_complement])
 def test_invalid_arguments_raise_value_error_naming_them(func, kwargs, match):
     args = {"x": 3, "n": 10, "beta": 0.05, "dps": 30} | kwargs
     with pytest.raises(ValueError, match=match):
         func(**args)
+
+
+def test_the_largest_n_is_the_one_constant_of_topk_bounds_limits():
+    assert N_MAX is limits.N_MAX
 
 
 def test_numpy_scalars_are_accepted():

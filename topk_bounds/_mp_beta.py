@@ -4,9 +4,10 @@ The one-sided Clopper-Pearson upper bound at level ``beta`` for ``x`` successes
 out of ``n`` trials is the unique ``p`` in (0, 1] with ``P(Bin(n, p) <= x) = beta``,
 that is the ``(1 - beta)``-quantile of ``Beta(x + 1, n - x)``. The lower bound is
 the ``beta``-quantile of ``Beta(x, n - x + 1)`` and by symmetry
-``1 - lower(x) = upper(n - x)``. This module computes both to (nearly) any number
-of decimal digits with mpmath; it is the reference the float64 code is checked
-against, and it is meant for counts as large as ``n = 10**12``.
+``1 - lower(x) = upper(n - x)``. This module computes all three to (nearly) any
+number of decimal digits with mpmath, each rounded toward its safe side; it is the
+reference the float64 code is checked against, and it is meant for counts as large
+as ``n = limits.N_MAX = 10**12``.
 
 Why not ``mpmath.betainc``? Its series converges very slowly around ``n = 1e5``
 and not at all near ``n = 1e9``. Summing the binomial tail term by term needs
@@ -14,48 +15,59 @@ about ``15 * sqrt(x)`` terms at 50 digits, too many for ``x ~ 1e11``.
 
 Algorithm
 ---------
-Write ``a = x + 1``, ``b = n - x`` and ``f(t) = (a-1) log t + (b-1) log1p(-t)
-- log B(a, b)``, the log-density of ``Beta(a, b)``. The edges are closed forms
-and never reach the solver: ``x = n`` gives 1, ``x = 0`` gives
-``-expm1(log(beta) / n)`` and ``x = n - 1`` gives ``(1 - beta)**(1/n)``. Otherwise
-``a, b >= 2``, the density is log-concave and vanishes at both ends, and:
+Each bound is the root ``z`` of ``T(z) = tau`` for one tail ``T`` of one Beta
+density: the upper bound of ``x`` solves it for ``Beta(x + 1, n - x)``, the lower
+bound for ``Beta(x, n - x + 1)`` (directly, so a lower bound of 1e-200 keeps all its
+digits). Write ``f(t) = (a-1) log t + (b-1) log1p(-t) - log B(a, b)`` for the
+log-density of ``Beta(a, b)``. The edges are closed forms and never reach the
+solver: upper(n) = 1, upper(0) = ``-expm1(log(beta) / n)``, upper(n - 1) =
+``(1 - beta)**(1/n)``, lower(0) = 0, lower(1) = ``-expm1(log1p(-beta) / n)``,
+lower(n) = ``beta**(1/n)``. Otherwise ``a, b >= 2``, the density is log-concave and
+vanishes at both ends, and:
 
-1. *Which tail, which variable.* The equation is put in the form ``T(z) = tau``
-   where ``T`` is the smaller tail: the upper tail ``Q(z) = P(Beta(a, b) > z)``
-   with ``tau = beta`` when ``beta <= 1/2``, the lower tail with
-   ``tau = 1 - beta`` otherwise (no digits are lost to ``1 - T`` when ``beta``
-   is near 1). The unknown is ``s = logit(z)``: ``z = 1 / (1 + exp(-s))`` and
-   ``1 - z = 1 / (1 + exp(s))`` both keep full relative precision, so a bound
-   1e-150 away from 1 (``x = n - 2``, ``beta = 1e-300``) is found as accurately
-   as one 1e-150 away from 0.
+1. *Which tail, which variable.* ``T`` is the smaller tail: the one whose level is
+   ``beta`` when ``beta <= 1/2``, the other one with ``tau = 1 - beta`` otherwise
+   (no digits are lost to ``1 - T`` when ``beta`` is near 1). The unknown is
+   ``s = logit(z)``: ``z = 1 / (1 + exp(-s))`` and ``1 - z = 1 / (1 + exp(s))``
+   both keep full relative precision, so a bound 1e-150 away from 1 (``x = n - 2``,
+   ``beta = 1e-300``) is found as accurately as one 1e-150 away from 0.
 2. *Tail by quadrature.* ``T(z) = exp(f(z)) * w * I`` with
    ``I = integral_0^U exp(g(u)) du`` and ``g(u) = f(z +- w u) - f(z)``
    ``= (a-1) log1p(+-w u / z) + (b-1) log1p(-+w u / (1 - z))``, the sign pointing
-   away from the bulk. The scale ``w = 1 / max(|f'(z)|, sqrt(-f''(z)))`` is the
+   along the tail. The scale ``w = 1 / max(|f'(z)|, sqrt(-f''(z)))`` is the
    density's local width (its standard deviation in the bulk, its decay length
    in a far tail), so ``g`` changes by O(1) per unit of ``u``. ``I`` is summed over
    the pieces ``[0, 1], [1, 2], [2, 4], ...`` with Gauss-Legendre quadrature
-   (``mpmath.quad``, tanh-sinh as a fallback; each piece's error estimate is
-   checked) until, by log-concavity, the rest of the integral, at most
-   ``exp(g(U)) / |g'(U)|``, is below ``10**-(dps + 10)`` of the sum. Only ``f(z)``
-   holds the huge cancellation of ``log B(a, b)`` (terms of size ``n log n``);
-   it is computed once per iterate with ``dps + 30`` digits. The integrand
-   cancels at most ``log10(150 sqrt(n))`` digits and is evaluated with
+   (``mpmath.quad``, tanh-sinh as a fallback; each piece's error estimate must be
+   below ``10**-(dps + 8)`` of the sum) until, by log-concavity, the rest of the
+   integral, at most ``exp(g(U)) / |g'(U)|``, is below ``10**-(dps + 10)`` of the
+   sum. Only ``f(z)`` holds the huge cancellation of ``log B(a, b)`` (terms of size
+   ``n log n``); it is computed once per iterate with ``dps + 30`` digits. The
+   integrand cancels at most ``log10(150 sqrt(n))`` digits and is evaluated with
    ``dps + 20`` digits (a precision that depends on ``dps`` only, so mpmath's
    cached nodes are reused across calls).
 3. *Solve.* ``F(s) = log T(z) - log tau = 0`` by Halley's method with exact
    derivatives (``dT/dz = -+exp(f(z))``, so ``d log T / dz = -+1/(w I)``,
-   ``d2 log T / dz2 = (d log T / dz) (f'(z) - d log T / dz)``), safeguarded by a
-   bracket (bisection when a step leaves it). The start is scipy's float64
-   ``betainccinv`` / ``betaincinv`` (for ``z > 1/2`` the mirrored call, which
-   gives ``1 - z`` to full relative precision); when scipy cannot help
-   (``tau < 1e-300``, an mpf level) a quadrature-free model,
-   ``log T ~ f(z) + log w``, is bisected instead. Iteration stops once a step is
-   below ``10**-((dps + 6)/2)`` of the width ``w`` (cubic convergence makes the
-   next error negligible) or below ``10**-(dps + 8)`` in ``s``; the result is
-   rounded once to ``dps`` digits. From a float64 start this takes two or three
-   quadratures; scipy's start is off by up to 3e-8 for ``x <= ~40`` and
-   ``1e5 <= n <= 5e9`` (scipy 1.17), which costs one more.
+   ``d2 log T / dz2 = (d log T / dz) (f'(z) - d log T / dz)``), kept inside a
+   bracket of points known to lie on either side (bisection when a step leaves
+   it, plain Newton far from the root, where Halley's correction stalls). The start
+   is scipy's float64 ``betainccinv`` / ``betaincinv`` (for ``z > 1/2`` the mirrored
+   call, which gives ``1 - z`` to full relative precision). scipy's inverse can be
+   far off (a factor of two for x = 1000, n = 1e9) and cannot help below 1e-300, so
+   a quadrature-free model, ``log T ~ min(0, f(z) + log w)``, vets it first (a start
+   where the model is off by more than 3 is dropped), and when ``|F|`` at the start
+   exceeds 1, or there is none, the model is bisected for a second start and the
+   better one is kept. Iteration stops once a step is below ``10**-((dps + 6)/2)`` of the width
+   ``w`` (cubic convergence makes the next error negligible) or below
+   ``10**-(dps + 8)`` in ``s``.
+4. *Round to the safe side, and check.* The root is widened by ``2**(1 - prec)``
+   relative (at least one unit in the last place of the ``prec = dps_to_prec(dps)``
+   bits returned) toward the safe side (upper bounds and complements up, lower
+   bounds down) and rounded to ``prec`` bits in the same direction. The tail is then
+   evaluated *at the returned number* and must confirm its side, ``F`` of the right
+   sign and larger than ``10**-(dps + 5)``, a tenfold cushion over the errors of
+   step 2. Should it not (never seen), the widening grows eightfold, twice; then an
+   ``ArithmeticError`` names the bound.
 
 A direct sum of the binomial pmf would be as fast for small ``x`` (or small
 ``n - x``), but one algorithm everywhere keeps a single code path, and the
@@ -63,23 +75,26 @@ literal binomial sum stays available as an independent check in the tests.
 
 Accuracy and speed
 ------------------
-Against independent computations at ``dps = 50`` (``mpmath.findroot`` on the
-literal binomial sum ``sum_{k<=x} C(n, k) p^k (1-p)^(n-k)`` with exact binomial
+Every result is on the safe side of the exact bound (checked by step 4) and within
+``2**(3 - prec)`` relative of it (about 1.1e-50 at ``dps = 50``): the widening, the
+directed rounding and the solver's error (below ``10**-(dps + 4)``). Against
+independent computations at ``dps = 50`` (``mpmath.findroot`` on the literal
+binomial sum ``sum_{k<=x} C(n, k) p^k (1-p)^(n-k)`` with exact binomial
 coefficients, for ``min(x, n - x) <= 30`` and any ``n`` up to 10**12; on
 ``mpmath.betainc`` for ``n <= 200``; on a truncated pmf series in the bulk at
-``n = 10**6`` and ``10**12``) the largest relative error measured is 1.1e-51,
-i.e. the final rounding; ``tests/test_mp_beta.py`` asserts 1e-45. Results at
-``dps = 50`` and ``dps = 90`` agree to 1.3e-51 over a random sweep.
+``n = 10**6`` and ``10**12``) ``tests/test_mp_beta.py`` asserts 1e-45 relative and
+the side.
 
-One call at ``dps = 50`` takes 5 to 40 ms for ``n <= 10`` or ``x`` near ``n`` and
-50 to 400 ms otherwise (``n`` up to 10**12, ``x`` near 0 or ``n/2``, ``beta``
-in {1e-3, 1e-7, 0.3}; measured on a shared, loaded 2-core machine), plus a
-one-time 0.3 to 0.6 s per ``dps`` for mpmath's Gauss-Legendre nodes. Cost grows
-with ``dps``: about 0.5 s at ``dps = 100`` and 1.3 s at ``dps = 200`` (after the
-first call, which computes the nodes: 2 s and 11 s).
+One call at ``dps = 50`` takes 5 to 140 ms (``n`` from 10 to 10**12, ``x`` near 0,
+``n/2`` or ``n``, ``beta`` in {1e-3, 1e-7, 0.3}; CPU time on a shared 2-core machine),
+plus a one-time 0.3 to 0.6 s per ``dps`` for mpmath's Gauss-Legendre nodes. The check
+of step 4 is one more quadrature: over the bounds of realistic inputs (n = 1e5) a call
+costs 1.5 times what it did without it. Cost grows with ``dps``: about 0.5 s at
+``dps = 100`` and 1.3 s at ``dps = 200`` before the check (after the first call, which
+computes the nodes: 2 s and 11 s).
 
 Every function runs inside ``mpmath.workdps`` and leaves ``mpmath.mp.dps``
-unchanged; the returned ``mpf`` is rounded to ``dps`` digits.
+unchanged; the returned ``mpf`` has ``dps_to_prec(dps)`` bits.
 """
 
 from __future__ import annotations
@@ -88,13 +103,12 @@ import numbers
 
 import mpmath
 import numpy as np
-from mpmath import mp
+from mpmath import libmp, mp
 from scipy import special
 
-__all__ = ["mp_cp_upper", "mp_cp_lower_complement", "N_MAX"]
+from .limits import DPS_MIN, N_MAX
 
-#: Largest number of trials accepted (the guard digits are sized for it).
-N_MAX = 10**12
+__all__ = ["mp_cp_upper", "mp_cp_lower", "mp_cp_lower_complement", "N_MAX"]
 
 # Guard digits: ``f(z)`` holds terms of size ~ n log n ~ 3e13 that cancel to O(1);
 # the quadrature integrand cancels terms of size <= ~150 sqrt(n) ~ 2e8.
@@ -102,7 +116,10 @@ _GUARD_F = 30
 _GUARD_QUAD = 20
 # The rest of the tail integral may be left off once below 10**-(dps + this) of it.
 _GUARD_CUTOFF = 10
-_MAX_ITER = 100
+# The check of a rounded result needs |F| above 10**-(dps + this): F's error is below
+# 10**-(dps + 6) (the quadrature pieces at 10**-(dps + 8) each, f(z) at dps + 30 digits).
+_GUARD_CHECK = 5
+_MAX_ITER = 200
 
 
 # ----------------------------------------------------------------------------------
@@ -115,7 +132,12 @@ def _as_int(name, value):
 
 
 def _check(x, n, beta, dps):
-    """Validate the arguments; return ``(x, n, beta as an exact mpf, dps)``."""
+    """Validate the arguments; return ``(x, n, beta as an exact mpf, dps)``.
+
+    Any level ``0 < beta < 1`` is accepted here, also an ``mpf`` far below the float
+    range (this module is the reference); the public functions of
+    :mod:`topk_bounds.bounds` impose ``limits.LEVEL_MIN``.
+    """
     n = _as_int("n", n)
     if not 1 <= n <= N_MAX:
         raise ValueError(f"n ({n!r}) must be an integer with 1 <= n <= {N_MAX}")
@@ -123,8 +145,8 @@ def _check(x, n, beta, dps):
     if not 0 <= x <= n:
         raise ValueError(f"x ({x!r}) must be an integer with 0 <= x <= n = {n}")
     dps = _as_int("dps", dps)
-    if dps < 1:
-        raise ValueError(f"dps ({dps!r}) must be an integer >= 1")
+    if dps < DPS_MIN:
+        raise ValueError(f"dps ({dps!r}) must be an integer >= {DPS_MIN}")
     if isinstance(beta, mpmath.mpf):
         beta_mp = beta
     elif isinstance(beta, (float, np.floating)) and not isinstance(beta, bool):
@@ -233,18 +255,29 @@ def _float_start(a, b, tau, upper):
     return mp.log1p(-zc) - mp.log(zc)
 
 
-def _model_start(am1, bm1, log_tau, log_beta_fn, upper):
-    """logit of a rough root, from ``log tail ~ min(0, f(z) + log w(z))`` (no quadrature).
+def _model_log_tail(am1, bm1, log_beta_fn, s, upper):
+    """A quadrature-free model of log P(Beta > z) (``upper``) or log P(Beta < z) at
+    ``z = expit(s)``: ``min(0, f(z) + log w(z))`` on the tail's side of the mode, within
+    log 2 of the truth at the roots measured, and 0 on the other side, where the tail
+    holds the mode (and at least about half the mass)."""
+    beyond_mode = s < mp.log(mp.mpf(am1) / bm1) if upper else s > mp.log(mp.mpf(am1) / bm1)
+    if beyond_mode:
+        return mp.zero
+    z, zc = _expit_pair(s)
+    lz, lzc = _logs_of_pair(s)
+    return min(mp.zero, am1 * lz + bm1 * lzc - log_beta_fn + mp.log(_width(am1, bm1, z, zc)))
 
-    The fallback when scipy cannot give a start (``tau`` below 1e-300, or a failure).
-    Bisects in ``s = logit(z)`` on the tail side of the mode, where the model is
-    monotone, until the bracket is narrower than the local width.
+
+def _model_start(am1, bm1, log_tau, log_beta_fn, upper):
+    """logit of a rough root, from :func:`_model_log_tail` (no quadrature).
+
+    The fallback when scipy cannot give a start (``tau`` below 1e-300, or a failure),
+    or gives a poor one. Bisects in ``s = logit(z)`` on the tail side of the mode,
+    where the model is monotone, until the bracket is narrower than the local width.
     """
 
     def model(s):
-        z, zc = _expit_pair(s)
-        lz, lzc = _logs_of_pair(s)
-        return min(mp.zero, am1 * lz + bm1 * lzc - log_beta_fn + mp.log(_width(am1, bm1, z, zc)))
+        return _model_log_tail(am1, bm1, log_beta_fn, s, upper)
 
     direction = 1 if upper else -1
     s_mode = mp.log(mp.mpf(am1) / bm1)
@@ -267,6 +300,13 @@ def _model_start(am1, bm1, log_tau, log_beta_fn, upper):
     return (near + far) / 2
 
 
+def _log_tail_minus(am1, bm1, z, zc, lz, lzc, log_beta_fn, log_tau, upper, dps):
+    """``(F, dF/dz, w)`` with ``F = log tail(z) - log tau`` (one quadrature)."""
+    w, integral = _scaled_tail(am1, bm1, z, zc, upper, dps)
+    F = am1 * lz + bm1 * lzc - log_beta_fn + mp.log(w) + mp.log(integral) - log_tau
+    return F, (-1 if upper else 1) / (w * integral), w
+
+
 def _solve(a, b, tau, upper, dps):
     """Solve ``tail_{a,b}(z) = tau``; return ``(z, 1 - z)`` at ``dps + _GUARD_F`` digits.
 
@@ -279,39 +319,61 @@ def _solve(a, b, tau, upper, dps):
     with mp.workdps(dps + _GUARD_F):
         log_tau = mp.log(tau)
         log_beta_fn = mp.loggamma(a) + mp.loggamma(b) - mp.loggamma(a + b)
-        s = _float_start(a, b, tau, upper)
-        if s is None:
-            s = _model_start(am1, bm1, log_tau, log_beta_fn, upper)
         # F(s) = log tail(z) - log tau: decreasing in s for the upper tail, increasing
         # for the lower one; the root lies in (s_lo, s_hi).
         sign = -1 if upper else 1
         s_lo, s_hi = mp.ninf, mp.inf
+
+        def evaluate(s):
+            z, zc = _expit_pair(s)
+            lz, lzc = _logs_of_pair(s)
+            F, Fz, w = _log_tail_minus(am1, bm1, z, zc, lz, lzc, log_beta_fn, log_tau, upper, dps)
+            return F, Fz, w, z, zc
+
+        def below_root(s, F):  # s < root, given F(s) != 0 (F increases with s iff sign > 0)
+            return (F > 0) != (sign > 0)
+
+        s = _float_start(a, b, tau, upper)
+        # scipy's inverse can be far off (a factor 2 for x = 1000, n = 1e9): a start whose
+        # model tail is off by more than e**3 is not worth its quadrature (on the wrong
+        # side of the mode that takes seconds)
+        if s is not None and abs(_model_log_tail(am1, bm1, log_beta_fn, s, upper) - log_tau) > 3:
+            s = None
+        state = evaluate(s) if s is not None else None
+        if state is None or abs(state[0]) > 1:
+            # scipy's start is missing or poor (its tail is off by more than a factor
+            # e): try the model's start too and keep the better of the two
+            s_model = _model_start(am1, bm1, log_tau, log_beta_fn, upper)
+            state_model = evaluate(s_model)
+            if state is not None and state[0] != 0:
+                if below_root(s, state[0]):
+                    s_lo = s
+                else:
+                    s_hi = s
+            if state is None or abs(state_model[0]) < abs(state[0]):
+                s, state = s_model, state_model
         accept_u = mp.mpf(10) ** (-(dps + 6) / 2.0)
         tiny = mp.mpf(10) ** -(dps + 8)
         for _ in range(_MAX_ITER):
-            z, zc = _expit_pair(s)
-            lz, lzc = _logs_of_pair(s)
-            w, integral = _scaled_tail(am1, bm1, z, zc, upper, dps)
-            F = am1 * lz + bm1 * lzc - log_beta_fn + mp.log(w) + mp.log(integral) - log_tau
+            F, Fz, w, z, zc = state
             if F == 0:
                 return z, zc
-            if (F > 0) == (sign > 0):
-                s_hi = min(s_hi, s)
-            else:
+            if below_root(s, F):
                 s_lo = max(s_lo, s)
+            else:
+                s_hi = min(s_hi, s)
             # dF/dz = sign / (w I) and d2F/dz2 = F_z (f'(z) - F_z); chain rule to s,
             # with dz/ds = z (1 - z)
-            Fz = sign / (w * integral)
             Fzz = Fz * (am1 / z - bm1 / zc - Fz)
             jac = z * zc
             Fs = jac * Fz
             Fss = jac * (zc - z) * Fz + jac * jac * Fzz
             step = -F / Fs
             denom = 1 - F * Fss / (2 * Fs * Fs)
-            if denom > 0.5:
-                step = step / denom  # Halley
+            if 0.5 < denom < 2:
+                step = step / denom  # Halley; far from the root its correction would stall
             s_new = s + step
-            if not s_lo < s_new < s_hi:  # safeguard: bisect the bracket
+            if not s_lo < s_new < s_hi:  # safeguard: bisect the bracket, or widen it
                 if s_lo == mp.ninf:
                     s_new = s_hi - 2 * max(1, abs(s_hi))
                 elif s_hi == mp.inf:
@@ -325,8 +387,70 @@ def _solve(a, b, tau, upper, dps):
             # in s is below the precision wanted in z and 1 - z.
             if abs(step) * jac <= accept_u * w or abs(step) <= tiny:
                 return _expit_pair(s)
+            state = evaluate(s)
     raise ArithmeticError(
         f"Clopper-Pearson solver failed to converge for Beta({a}, {b}), tail {mp.nstr(tau, 10)}"
+    )
+
+
+def _round(value, prec, up):
+    """``value`` rounded to ``prec`` bits toward +inf (``up``) or -inf."""
+    return mp.make_mpf(libmp.mpf_pos(value._mpf_, prec, "c" if up else "f"))
+
+
+def _widen(value, prec, up, ulps=2):
+    """``value * (1 +- ulps 2**-prec)`` rounded to ``prec`` bits in the same direction."""
+    with mp.workprec(prec + 64):
+        moved = value * (1 + (1 if up else -1) * mp.mpf(ulps) * mp.mpf(2) ** -prec)
+    return _round(moved, prec, up)
+
+
+def _closed_form(compute, dps, up):
+    """A closed-form bound computed at ``dps + 10`` digits (within a few units of its
+    last place), widened by ``2**(1 - prec)`` toward the safe side and rounded there."""
+    prec = libmp.dps_to_prec(dps)
+    with mp.workdps(dps + 10):
+        value = compute()
+    return min(_widen(value, prec, up), mp.one) if up else _widen(value, prec, up)
+
+
+def _safe_root(a, b, beta, lower_quantile, up, dps, what):
+    """The ``beta``-quantile (``lower_quantile``) or ``(1 - beta)``-quantile of
+    ``Beta(a, b)``, rounded to ``dps_to_prec(dps)`` bits toward +inf (``up``) or
+    -inf, and checked by evaluating the tail at the rounded number.
+
+    The quantile ``z`` solves ``P(Beta(a, b) < z) = beta`` (``lower_quantile``) or
+    ``P(Beta(a, b) > z) = beta``; the smaller tail is solved (step 1 of the module
+    docstring). ``what`` names the bound in an error message.
+    """
+    # the tail that is solved, and its level
+    if beta <= 0.5:
+        upper_tail, tau = (not lower_quantile), beta
+    else:
+        with mp.workdps(dps + _GUARD_F):
+            upper_tail, tau = lower_quantile, 1 - beta
+    z, _ = _solve(a, b, tau, upper_tail, dps)
+    prec = libmp.dps_to_prec(dps)
+    am1, bm1 = a - 1, b - 1
+    # F = log tail - log tau decreases in z for the upper tail; moving z up (``up``)
+    # from the root must therefore leave F < 0 for the upper tail, F > 0 otherwise
+    want = (-1 if upper_tail else 1) * (1 if up else -1)
+    with mp.workdps(dps + _GUARD_F):
+        log_tau = mp.log(tau)
+        log_beta_fn = mp.loggamma(a) + mp.loggamma(b) - mp.loggamma(a + b)
+        eps = mp.mpf(10) ** -(dps + _GUARD_CHECK)
+        for ulps in (2, 16, 128):
+            cand = _widen(z, prec, up, ulps)
+            if cand >= 1:
+                return mp.one  # only when rounding up: 1 is a valid upper bound
+            zc = 1 - cand
+            F, _, _ = _log_tail_minus(am1, bm1, cand, zc, mp.log(cand), mp.log(zc),
+                                      log_beta_fn, log_tau, upper_tail, dps)
+            if want * F > eps:
+                return cand
+    raise ArithmeticError(
+        f"the {what} could not be confirmed on its safe side after rounding to {dps} digits "
+        f"(tail residual {mp.nstr(F, 3)} at {mp.nstr(cand, 20)})"
     )
 
 
@@ -334,31 +458,36 @@ def _solve(a, b, tau, upper, dps):
 # public functions
 # ----------------------------------------------------------------------------------
 def mp_cp_upper(x: int, n: int, beta, dps: int) -> mpmath.mpf:
-    """Exact one-sided Clopper-Pearson upper bound, to ``dps`` significant digits.
+    """Exact one-sided Clopper-Pearson upper bound, to ``dps`` digits, rounded up.
 
     Parameters
     ----------
     x : int
         Number of successes, ``0 <= x <= n``.
     n : int
-        Number of trials, ``1 <= n <= 10**12``.
+        Number of trials, ``1 <= n <= 10**12`` (``limits.N_MAX``).
     beta : float or mpmath.mpf
         The level, ``0 < beta < 1``: the probability that the bound falls below
-        the true proportion. A float is taken as the exact binary number it is.
+        the true proportion. A float is taken as the exact binary number it is, an
+        ``mpf`` as it is (never rounded to a float).
     dps : int
-        Decimal digits wanted, ``>= 1``.
+        Decimal digits wanted, ``>= 15`` (``limits.DPS_MIN``).
 
     Returns
     -------
     mpmath.mpf
         The unique ``p`` in (0, 1] with ``P(Bin(n, p) <= x) = beta``, the
-        ``(1 - beta)``-quantile of ``Beta(x + 1, n - x)``, rounded to ``dps``
-        digits (relative error about ``10**-dps``).
+        ``(1 - beta)``-quantile of ``Beta(x + 1, n - x)``, rounded *up* to
+        ``prec = dps_to_prec(dps)`` bits: never below the exact bound, and within
+        ``2**(3 - prec)`` relative of it (1.1e-50 at ``dps = 50``).
 
     Raises
     ------
     ValueError
         If an argument is outside the ranges above.
+    ArithmeticError
+        If the solver fails, or the tail at the rounded result does not confirm its
+        side (neither has been seen).
 
     Notes
     -----
@@ -369,7 +498,8 @@ def mp_cp_upper(x: int, n: int, beta, dps: int) -> mpmath.mpf:
 
     Examples
     --------
-    Zero successes in ten trials, 95% one-sided bound: ``1 - 0.05**(1/10)``.
+    Zero successes in ten trials, 95% one-sided bound: ``1 - 0.05**(1/10)``
+    = 0.258865550893052278559385...
 
     >>> import mpmath
     >>> from topk_bounds._mp_beta import mp_cp_upper
@@ -391,22 +521,50 @@ def mp_cp_upper(x: int, n: int, beta, dps: int) -> mpmath.mpf:
     """
     x, n, beta, dps = _check(x, n, beta, dps)
     if x == n:
-        p = mp.one
-    elif x == 0:
-        with mp.workdps(dps + 10):
-            p = -mp.expm1(mp.log(beta) / n)
-    elif x == n - 1:
-        with mp.workdps(dps + 10):
-            p = mp.exp(mp.log1p(-beta) / n)
-    else:
-        a, b = x + 1, n - x
-        with mp.workdps(dps + _GUARD_F):
-            if beta <= 0.5:  # solve P(Beta(a, b) > p) = beta
-                p, _ = _solve(a, b, +beta, True, dps)
-            else:  # solve P(Beta(a, b) < p) = 1 - beta, the smaller tail
-                p, _ = _solve(a, b, 1 - beta, False, dps)
-    with mp.workdps(dps):
-        return +p
+        return mp.one
+    if x == 0:
+        return _closed_form(lambda: -mp.expm1(mp.log(beta) / n), dps, up=True)
+    if x == n - 1:
+        return _closed_form(lambda: mp.exp(mp.log1p(-beta) / n), dps, up=True)
+    return _safe_root(x + 1, n - x, beta, False, True, dps,
+                      f"upper bound for x = {x}, n = {n}, beta = {mp.nstr(beta, 17)}")
+
+
+def mp_cp_lower(x: int, n: int, beta, dps: int) -> mpmath.mpf:
+    """Exact one-sided Clopper-Pearson lower bound, to ``dps`` digits, rounded down.
+
+    The ``beta``-quantile of ``Beta(x, n - x + 1)`` (the ``p`` with
+    ``P(Bin(n, p) >= x) = beta``), solved for directly, so that a small bound keeps
+    its full relative precision (``1 - mp_cp_lower_complement`` would lose the digits
+    of the complement); ``lower(0) = 0``, ``lower(1) = 1 - (1 - beta)**(1/n)``,
+    ``lower(n) = beta**(1/n)``. Parameters are those of :func:`mp_cp_upper`.
+
+    Returns
+    -------
+    mpmath.mpf
+        The lower bound rounded *down* to ``prec = dps_to_prec(dps)`` bits: never
+        above the exact bound, and within ``2**(3 - prec)`` relative of it.
+
+    Examples
+    --------
+    One success in 10**12 trials at level 1e-10 (the double 1.0000000000000000364e-10):
+    ``1 - (1 - beta)**(1/n)``, about ``(beta / n) (1 + beta / 2)``, to all its digits
+    (``1 - mp_cp_lower_complement`` would keep only the first 28 of them).
+
+    >>> import mpmath
+    >>> from topk_bounds._mp_beta import mp_cp_lower
+    >>> mpmath.nstr(mp_cp_lower(1, 10**12, 1e-10, 50), 30)
+    '1.00000000005000000036435480652e-22'
+    """
+    x, n, beta, dps = _check(x, n, beta, dps)
+    if x == 0:
+        return mp.zero
+    if x == n:
+        return _closed_form(lambda: mp.exp(mp.log(beta) / n), dps, up=False)
+    if x == 1:
+        return _closed_form(lambda: -mp.expm1(mp.log1p(-beta) / n), dps, up=False)
+    return _safe_root(x, n - x + 1, beta, True, False, dps,
+                      f"lower bound for x = {x}, n = {n}, beta = {mp.nstr(beta, 17)}")
 
 
 def mp_cp_lower_complement(x: int, n: int, beta, dps: int) -> mpmath.mpf:
@@ -426,13 +584,14 @@ def mp_cp_lower_complement(x: int, n: int, beta, dps: int) -> mpmath.mpf:
     beta : float or mpmath.mpf
         The level, ``0 < beta < 1``.
     dps : int
-        Decimal digits wanted, ``>= 1``.
+        Decimal digits wanted, ``>= 15``.
 
     Returns
     -------
     mpmath.mpf
-        ``1 - lower(x)``: exactly 1 at ``x = 0``, ``-expm1(log(beta) / n)`` at
-        ``x = n``.
+        ``1 - lower(x)`` rounded *up* (never below the exact complement, within
+        ``2**(3 - prec)`` relative of it): exactly 1 at ``x = 0``,
+        ``-expm1(log(beta) / n)`` at ``x = n``.
 
     Raises
     ------
@@ -450,6 +609,5 @@ def mp_cp_lower_complement(x: int, n: int, beta, dps: int) -> mpmath.mpf:
     """
     x, n, beta, dps = _check(x, n, beta, dps)
     if x == 0:
-        with mp.workdps(dps):
-            return +mp.one
+        return mp.one
     return mp_cp_upper(n - x, n, beta, dps)

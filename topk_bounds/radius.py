@@ -29,6 +29,7 @@ import numpy as np
 from scipy import special
 
 from . import _float as fl
+from .limits import DPS_MIN
 from ._near_tie import near_tie_roots
 
 __all__ = ["topk_radius"]
@@ -62,8 +63,8 @@ def _check_sigma(sigma) -> float:
 def _check_dps(dps) -> int | None:
     if dps is None:
         return None
-    if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps < 15:
-        raise ValueError(f"dps must be None or an integer >= 15, got {dps!r}")
+    if isinstance(dps, bool) or not isinstance(dps, numbers.Integral) or dps < DPS_MIN:
+        raise ValueError(f"dps must be None or an integer >= {DPS_MIN}, got {dps!r}")
     return int(dps)
 
 
