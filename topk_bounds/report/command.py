@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
         if table is not None:
             print(table.to_markdown(args.digits))
         if summary is not None:
-            print(summary, end="")
+            print(("\n" if table is not None else "") + summary, end="")
         for path in written:
             print(f"wrote {path}")
         sys.stdout.flush()
