@@ -476,3 +476,64 @@ def test_cli_futility_none_turns_the_stop_off(workdir):
     assert found.meta["futility"] == "none"
     assert "futile" not in found.decision.tolist()
     assert np.all(found.n[~found.certified] == 9000)
+
+
+# --------------------------------------------------------------------------------------
+# torch.distributed: 2 CPU processes, gloo backend
+# --------------------------------------------------------------------------------------
+_WORKER = """
+import sys
+import numpy as np
+import torch
+import torch.distributed as dist
+import _sampler_models as models
+from sampler import sample_adaptive
+from test_sampler_adaptive import KW, LABELS, XS, _args, wide
+from topk_bounds.cli import main
+
+out = sys.argv[1]
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+res = sample_adaptive(models.NearestCentre(), wide(XS), LABELS, batch_size=512, timeout=60, **KW)
+# one input whose first look is one block: rank 1 draws nothing there
+one = sample_adaptive(models.NearestCentre(), wide(XS[:1]), LABELS[:1], batch_size=512, **KW)
+np.savez(f"{out}/rank{rank}.npz", n=res.n, counts=res.counts, radius=res.radius,
+         decision=res.decision, one=one.counts)
+status = main(_args("dist.tsv", max_n=3000))  # in the working directory, beside data.pt
+dist.destroy_process_group()
+sys.exit(status)
+"""
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    if not torch.distributed.is_available():  # pragma: no cover - some builds lack it
+        pytest.skip("torch.distributed is not available in this torch build")
+    work = tmp_path_factory.mktemp("dist")
+    torch.save({"inputs": wide(XS[:6]), "labels": torch.tensor(LABELS[:6])}, work / "data.pt")
+    (work / "worker.py").write_text(_WORKER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT,
+                                                       os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                           "2", "--standalone", str(work / "worker.py"), str(work)], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return work, [np.load(work / f"rank{r}.npz") for r in range(2)]
+
+
+def test_two_ranks_decide_the_same_and_equal_a_single_process(ranks, result):
+    _, (rank0, rank1) = ranks
+    for key in ("n", "counts", "radius", "decision", "one"):
+        np.testing.assert_array_equal(rank0[key], rank1[key], err_msg=key)
+    for key in ("n", "counts", "radius", "decision"):
+        np.testing.assert_array_equal(rank0[key], getattr(result, key), err_msg=key)
+    np.testing.assert_array_equal(rank0["one"], result.counts[:1])
+
+
+def test_cli_under_torchrun_writes_the_single_process_file(ranks, monkeypatch):
+    work, _ = ranks
+    monkeypatch.syspath_prepend(HERE)
+    monkeypatch.chdir(work)
+    assert main(_args("single.tsv", max_n=3000)) == 0
+    assert (work / "dist.tsv").read_bytes() == (work / "single.tsv").read_bytes()
