@@ -5,6 +5,10 @@
     topk-bounds sample --model MODEL --inputs DATA --sigma S --n N --batch B --seed SEED
                        --out FILE [--n0 N0] [--device DEV] [--dist-timeout SECONDS]
                        [--noise {gaussian,discrete}] [--grid G] [--no-progress]
+    topk-bounds sample --model MODEL --inputs DATA --sigma S --batch B --seed SEED
+                       --out FILE --target-radius R --max-n N --k K --alpha A
+                       [--method ranked] [--first-n 128] [--growth 1.5]
+                       [--final-share 0.5] [--futility 0.05] [...]
 
 ``MODEL`` is a TorchScript file or ``package.module:factory`` (a callable returning a
 ``torch.nn.Module``; the current directory is importable). ``DATA`` is a ``.pt`` file
@@ -31,6 +35,23 @@ from a separate random stream, and written to ``FILE.n0`` in the same format (ro
 ``n0``). ``FILE`` is unchanged by ``--n0``: its rows are the estimation counts, exactly those
 of a run without it, so ``certify`` consumes it as usual and the selection never shares a
 sample with the estimation.
+
+Adaptive certification
+----------------------
+With ``--target-radius R`` (instead of ``--n``) the command certifies every input's label in
+the top ``--k`` at radius ``R`` with :func:`sampler.sample_adaptive`, drawing samples for an
+input only until it is decided (certified, or futile: no longer certifiable within
+``--max-n``), with failure probability ``--alpha`` per input over all looks
+(``docs/adaptive.md``). ``FILE`` then holds the decisions, in the format of
+:mod:`topk_bounds.report.adaptive`: a header with ``mode=adaptive`` that also records the
+target radius, k, alpha, the method, max_n, the schedule's parameters, the noise blocks'
+length (``block``) and the looks themselves; a line of column names; one row per input with
+its decision, the radius at the look where it stopped, the samples it used, its number of
+looks and its counts. ``topk-bounds certify`` refuses such a file (its counts were gathered
+with optional stopping); ``topk-bounds report FILE`` summarises it. Inputs are certified in
+chunks of consecutive rows and each chunk's rows are written when it is done; a row depends
+only on the header's fields and its row number (its own noise stream), so resuming,
+locking and torchrun work exactly as below.
 
 Resuming
 --------
@@ -98,8 +119,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Sample a torch model's predictions on Gaussian perturbations of every input of a "
         ".pt file and write their counts per class, one row per input, to a count file "
-        "for 'topk-bounds certify'. Resumable: run the same command again after an "
-        "interruption. Needs the [torch] extra.")
+        "for 'topk-bounds certify'. With --target-radius, certify each input adaptively "
+        "instead, drawing only the samples it needs, and write the decisions. Resumable: "
+        "run the same command again after an interruption. Needs the [torch] extra.")
     parser.add_argument("--model", required=True,
                         help="TorchScript file, or package.module:factory (a callable "
                              "returning a torch.nn.Module)")

@@ -28,9 +28,10 @@ from .radius import _check_k, _check_sigma, radius_from_bounds
 
 __all__ = ["certify_adaptive", "AdaptiveResult", "look_schedule", "look_levels"]
 
-#: Samples per noise block of :mod:`sampler.streams` (``BLOCK_SIZE``; not imported, since
-#: the sampler needs torch). Looks at multiples of it make every ``draw`` call ask for
-#: whole blocks, so an adaptive run's samples are a prefix of the fixed-n stream.
+#: The default ``multiple_of``: the shortest noise block of :mod:`sampler.streams`
+#: (``BLOCK_MIN``; not imported, since the sampler needs torch). :func:`sampler.sample_adaptive`
+#: passes its inputs' own block size (a power of two from 128 to 4096), so that every ``draw``
+#: call asks for whole blocks and an adaptive run's samples are a prefix of the fixed-n stream.
 BLOCK = 128
 
 #: Defaults of the schedule, the level split and the futility rule (see
