@@ -192,7 +192,7 @@ def _spend_on_useful_looks(levels, schedule, n_classes, *, alpha, final_share, k
     looks useful); then the largest look still useless is tested at the share it would
     get if it joined, and so on while that succeeds (the share only grows as looks drop
     out, so a look found useful stays useful). Depends on the schedule, c, k, sigma, the
-    target and the method only: it is fixed before any count is looked at.
+    target, the method and delta only: it is fixed before any count is looked at.
     """
     smallest = float(levels[0])
     if schedule.size == 1 or smallest <= 0.0:
@@ -445,11 +445,11 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     -----
     *Why the guarantee holds.* The looks n_1 < ... < n_L = max_n and their levels
     alpha_1 + ... + alpha_L <= alpha are fixed before any count is seen (the levels
-    depend on the schedule, on c, k, sigma, ``radius`` and ``method``, never on the
-    counts: a look where even a unanimous row cannot reach ``radius`` gets 0). Picture the
-    infinite sequence of one input's fresh predictions; the counts at look j are those
-    of its first n_j predictions, an ordinary sample of fixed size n_j, whether or not
-    the procedure gets there. Let F_j be the event that the bounds computed from them at
+    depend on the schedule, on c, k, sigma, ``radius``, ``method`` and ``delta``, never
+    on the counts: a look where even a unanimous row cannot reach ``radius`` gets 0).
+    Picture the infinite sequence of one input's fresh predictions; the counts at look j
+    are those of its first n_j predictions, an ordinary sample of fixed size n_j, whether
+    or not the procedure gets there. Let F_j be the event that the bounds computed from them at
     level alpha_j fail (for ``"ranked"``: the label's lower bound or the upper bound of
     one of the k other labels with the largest true probabilities; ``docs/theory.md``).
     P(F_j) <= alpha_j, because each look's bounds are valid at their level for a fixed
@@ -527,7 +527,7 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
                                  f"{n_classes} labels), got labels[{i}] = {labels[i]}")
             counts = np.zeros((n_inputs, n_classes), dtype=np.int64)
             # fixed before any count is looked at: depends on the schedule, c, k, sigma,
-            # the target and the method only
+            # the target, the method and delta only
             levels = _spend_on_useful_looks(levels, schedule, n_classes, alpha=alpha,
                                             final_share=final_share, k=k, sigma=sigma,
                                             target=target, method=method, delta=delta)
