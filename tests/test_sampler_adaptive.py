@@ -1,15 +1,20 @@
-"""sample_adaptive (sampler.adaptive): adaptive certification from a torch model.
+"""sample_adaptive (sampler.adaptive) and ``topk-bounds sample --target-radius``.
 
 Its samples are a prefix of each input's fixed-n stream (the counts of an input that
-stopped after n samples are sample_counts(..., n=n)); they do not depend on the batch size;
-forward batches pack many undecided inputs; discrete noise passes its delta to every look;
-and the block offset of Request.count that all of this rests on.
+stopped after n samples are sample_counts(..., n=n)); they do not depend on the batch size
+or the number of ranks; forward batches pack many undecided inputs; discrete noise passes
+its delta to every look; the block offset of Request.count that all of this rests on; and
+the command: its file, resuming, the lock, the refusals of certify, its errors.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
@@ -28,6 +34,9 @@ from sampler.discrete import DiscreteGaussianNoise  # noqa: E402
 from sampler.streams import ESTIMATION, block_size, input_words, schedule  # noqa: E402
 from topk_bounds import certify  # noqa: E402
 from topk_bounds.adaptive import look_schedule  # noqa: E402
+from topk_bounds.cli import main  # noqa: E402
+from topk_bounds.io import parse_header  # noqa: E402
+from topk_bounds.report.adaptive import read_adaptive_file  # noqa: E402
 
 #: First coordinates of the test inputs: NearestCentre (centres -1, 0, 1.5) gives labels
 #: 0, 1, 2 with cuts at -0.5 and 0.75; at sigma 0.5 these range from hopeless to certain.
@@ -247,16 +256,6 @@ def test_adaptive_certifies_the_fixed_n_set_with_far_fewer_forward_passes():
 # --------------------------------------------------------------------------------------
 # topk-bounds sample --target-radius
 # --------------------------------------------------------------------------------------
-import fcntl  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-
-from topk_bounds.cli import main  # noqa: E402
-from topk_bounds.io import parse_header  # noqa: E402
-from topk_bounds.report.adaptive import read_adaptive_file  # noqa: E402
-
-ROOT = os.path.dirname(HERE)
 #: 1-D inputs for the CLI (blocks of 4,096 samples), and their labels.
 CLI_XS = (-2.0, -0.8, 0.0, 0.5, 1.04, 2.0, -0.6, 1.2, 0.3)
 CLI_LABELS = (0, 0, 1, 1, 2, 2, 0, 2, 1)
