@@ -22,13 +22,28 @@ parameter of the adaptive procedure at a time (the first look, the growth of the
 schedule, the share of alpha on the final look, the futility level) on the same
 settings, one replicate each.
 
+C. ``--sampler``: the real sampler on the digits demo model (needs torch and
+   scikit-learn). :class:`sampler.models.DigitsCNN` is trained once with the demo's recipe
+   (``sampler.demo``, seeded), then the first ``num_test`` test images are certified at
+   sigma = 0.5, alpha = 0.001, r in {0.25, 0.5}, k in {1, 3}, max_n = 20,000, twice:
+   adaptively (:func:`sampler.sample_adaptive`, its defaults) and with the fixed protocol
+   (:func:`sampler.sample_counts` with n = max_n for every image, certified with SimuEM and
+   with the ranked bounds at the full alpha). Reported: the wall time of each (the fixed
+   counts are sampled once and serve all four settings; each setting's fixed time is that
+   sampling plus its certification), the forward passes, and certified accuracy at r.
+   Both use the same noise streams, so the adaptive samples of an image are a prefix of
+   its fixed ones: the script checks that the counts of every image that drew max_n
+   samples equal its fixed counts.
+
 Usage::
 
     python benchmarks/bench_adaptive.py            # several minutes on 2 shared cores
     python benchmarks/bench_adaptive.py --quick    # a smoke run of well under a minute
+    python benchmarks/bench_adaptive.py --sampler [--quick]   # C: 3 to 5 minutes
 
 Writes ``benchmarks/results/adaptive.{json,md,png}`` (``adaptive_quick.*`` with
-``--quick``) and, in full mode, copies the figure to ``docs/figures/``.
+``--quick``; ``adaptive_sampler[_quick].*`` with ``--sampler``) and, in full mode, copies
+the figure to ``docs/figures/``.
 """
 
 from __future__ import annotations
@@ -331,12 +346,158 @@ def markdown(result: dict, info: dict, args, config: dict) -> str:
     return "\n".join(text) + "\n"
 
 
+# --------------------------------------------------------------------------------------
+# C. the real sampler on the digits demo model
+# --------------------------------------------------------------------------------------
+#: (k, r) of the sampler measurement; sigma 0.5 as in the demo
+SAMPLER_SETTINGS = [(1, 0.25), (1, 0.5), (3, 0.25), (3, 0.5)]
+SAMPLER_SIGMA = 0.5
+
+
+def bench_sampler(seed: int, num_test: int, max_n: int, epochs: int, batch_size: int) -> dict:
+    """Adaptive against fixed sampling of the digits CNN (see the module docstring, C)."""
+    import torch
+
+    from sampler import sample_adaptive, sample_counts
+    from sampler.demo import _torch_state, load_digits_split, train
+    from sampler.models import DigitsCNN
+
+    with _torch_state(1):  # one thread: reproducible, and the fastest on a busy machine
+        t0 = time.perf_counter()
+        init_seed, train_seed, noise_seed = np.random.SeedSequence(seed).generate_state(3).tolist()
+        x_train, y_train, x_test, y_test = load_digits_split()
+        torch.manual_seed(init_seed)
+        model = DigitsCNN(num_classes=10)
+        train(model, x_train, y_train, sigma=SAMPLER_SIGMA, epochs=epochs, seed=train_seed)
+        t_train = time.perf_counter() - t0
+        x, labels = x_test[:num_test], y_test[:num_test].numpy()
+        with torch.inference_mode():
+            clean = float((model(x).argmax(1).numpy() == labels).mean())
+        print(f"trained in {t_train:.1f} s; clean accuracy {clean:.3f}", flush=True)
+
+        start = time.perf_counter()
+        fixed = sample_counts(model, x, sigma=SAMPLER_SIGMA, n=max_n, batch_size=batch_size,
+                              num_classes=10, seed=noise_seed)
+        t_fixed = time.perf_counter() - start
+        print(f"fixed n = {max_n:,}: {t_fixed:.1f} s", flush=True)
+        cases = []
+        for k, r in SAMPLER_SETTINGS:
+            start = time.perf_counter()
+            simuem = certify(fixed, labels, k=k, sigma=SAMPLER_SIGMA, alpha=ALPHA,
+                             method="simuem").radius >= r
+            t_certify = time.perf_counter() - start
+            ranked = certify(fixed, labels, k=k, sigma=SAMPLER_SIGMA, alpha=ALPHA,
+                             method="ranked").radius >= r
+            start = time.perf_counter()
+            res = sample_adaptive(model, x, labels, k=k, sigma=SAMPLER_SIGMA, alpha=ALPHA,
+                                  radius=r, max_n=max_n, batch_size=batch_size,
+                                  num_classes=10, seed=noise_seed)
+            t_adaptive = time.perf_counter() - start
+            full = res.n == max_n
+            prefix_ok = bool(np.array_equal(res.counts[full], fixed[full]))
+            if not prefix_ok:
+                raise RuntimeError("the adaptive counts of the images at max_n differ from "
+                                   "their fixed counts: the streams are not shared")
+            case = {
+                "name": f"digits k={k} r={r:g}", "k": k, "r": r, "inputs": int(num_test),
+                "fixed_seconds": t_fixed + t_certify, "adaptive_seconds": t_adaptive,
+                "speedup": (t_fixed + t_certify) / t_adaptive,
+                "fixed_samples": int(fixed.sum()), "adaptive_samples": int(res.n.sum()),
+                "saving": float(fixed.sum() / res.n.sum()), "mean_n": float(res.n.mean()),
+                "median_n": float(np.median(res.n)), "full_budget": float(full.mean()),
+                "fixed_accuracy_simuem": float(simuem.mean()),
+                "fixed_accuracy_ranked": float(ranked.mean()),
+                "adaptive_accuracy": float(res.certified.mean()),
+                "disagree_ranked": int(np.sum(res.certified != ranked)),
+                "decisions": {d: int(np.sum(res.decision == d)) for d in
+                              (adaptive.CERTIFIED, adaptive.FUTILE, adaptive.EXHAUSTED)},
+                "schedule": res.schedule.tolist(), "prefix_check": prefix_ok, "_n": res.n,
+            }
+            cases.append(case)
+            print(f"{case['name']:20s} adaptive {t_adaptive:6.1f} s vs fixed "
+                  f"{case['fixed_seconds']:6.1f} s ({case['speedup']:.1f}x), samples "
+                  f"{case['saving']:.1f}x fewer, accuracy {case['adaptive_accuracy']:.3f} vs "
+                  f"{case['fixed_accuracy_simuem']:.3f} (simuem) / "
+                  f"{case['fixed_accuracy_ranked']:.3f} (ranked)", flush=True)
+    return {"train_seconds": t_train, "clean_accuracy": clean, "fixed_sample_seconds": t_fixed,
+            "cases": cases}
+
+
+def plot_sampler(result: dict, max_n: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = result["cases"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    x = np.arange(len(cases))
+    ax1.bar(x - 0.2, [c["fixed_seconds"] for c in cases], 0.4, label=f"fixed n = {max_n:,}")
+    ax1.bar(x + 0.2, [c["adaptive_seconds"] for c in cases], 0.4, label="adaptive")
+    for xi, c in zip(x, cases):
+        ax1.text(xi + 0.2, c["adaptive_seconds"], f"{c['speedup']:.1f}x", ha="center",
+                 va="bottom", fontsize=8)
+    ax1.set_xticks(x, [c["name"].replace("digits ", "") for c in cases], fontsize=8)
+    ax1.set_ylabel("wall time (s)")
+    ax1.set_title("Digits CNN, sigma 0.5: wall time (label: speed-up)")
+    ax1.legend(fontsize=8)
+    ax2.bar(x - 0.27, [100 * c["fixed_accuracy_simuem"] for c in cases], 0.27,
+            label="fixed, SimuEM")
+    ax2.bar(x, [100 * c["fixed_accuracy_ranked"] for c in cases], 0.27, label="fixed, ranked")
+    ax2.bar(x + 0.27, [100 * c["adaptive_accuracy"] for c in cases], 0.27, label="adaptive")
+    ax2.set_xticks(x, [c["name"].replace("digits ", "") for c in cases], fontsize=8)
+    ax2.set_ylabel("certified accuracy at r (%)")
+    ax2.set_ylim(0, 105)
+    ax2.set_title("Certified accuracy at the target radius")
+    ax2.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def markdown_sampler(result: dict, info: dict, args, config: dict) -> str:
+    header = ["setting", "images", "fixed (s)", "adaptive (s)", "speed-up", "samples saved",
+              "mean n", "median n", "at max_n (%)", "fixed acc. SimuEM (%)",
+              "fixed acc. ranked (%)", "adaptive acc. (%)", "differ from ranked"]
+    rows = [[c["name"], str(c["inputs"]), f"{c['fixed_seconds']:.1f}",
+             f"{c['adaptive_seconds']:.1f}", f"{c['speedup']:.1f}x", f"{c['saving']:.1f}x",
+             f"{c['mean_n']:,.0f}", f"{c['median_n']:,.0f}", f"{100 * c['full_budget']:.1f}",
+             f"{100 * c['fixed_accuracy_simuem']:.1f}", f"{100 * c['fixed_accuracy_ranked']:.1f}",
+             f"{100 * c['adaptive_accuracy']:.1f}", str(c["disagree_ranked"])]
+            for c in result["cases"]]
+    schedule = result["cases"][0]["schedule"]
+    import torch
+
+    text = [
+        "# Adaptive against fixed sampling with the real sampler (digits CNN)"
+        + (" (quick run)" if args.quick else ""), "",
+        f"Machine: {machine_line(info)} torch {torch.__version__}, 1 thread. Seed {args.seed}.",
+        "", f"DigitsCNN trained with the demo's recipe ({config['epochs']} epochs, sigma "
+        f"{SAMPLER_SIGMA}, {result['train_seconds']:.0f} s); the first {config['num_test']} "
+        f"test images (clean accuracy {result['clean_accuracy']:.3f}); batch "
+        f"{config['batch_size']}; alpha = {ALPHA}. Fixed: n = {config['max_n']:,} samples "
+        f"of every image ({result['fixed_sample_seconds']:.1f} s, once for all settings), "
+        "plus the setting's certification. Adaptive: `sample_adaptive` with its defaults, "
+        f"max_n = {config['max_n']:,}; 8x8 inputs have noise blocks of 2,048 samples, so the "
+        f"looks are {', '.join(f'{v:,}' for v in schedule)}. Wall times in one run, "
+        "one after the other.", "",
+        markdown_table(header, rows, "lrrrrrrrrrrrr"),
+        "Every image that drew max_n samples adaptively has exactly its fixed counts "
+        "(checked): the two runs share their noise streams, so the accuracy columns compare "
+        "decisions on the same samples.",
+    ]
+    return "\n".join(text) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--sampler", action="store_true",
+                        help="run C, the real sampler on the digits demo model, instead")
     args = parser.parse_args(argv)
+    if args.sampler:
+        return main_sampler(args)
     if args.quick:
         config = dict(replicates=1, n_imagenet=40, n_cifar=100, sensitivity_replicates=0,
                       extras=False)
@@ -354,6 +515,26 @@ def main(argv=None) -> int:
     fig = plot(result["cases"])
     paths = write_results("adaptive", args.quick, args.out, data,
                           markdown(result, info, args, config), fig)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def main_sampler(args) -> int:
+    if args.quick:
+        config = dict(num_test=40, max_n=6144, epochs=5, batch_size=2000)
+    else:
+        config = dict(num_test=200, max_n=20_000, epochs=40, batch_size=2000)
+    info = machine_info()
+    start = time.time()
+    result = bench_sampler(args.seed, **config)
+    data = {"machine": info, "seed": args.seed, "alpha": ALPHA, "sigma": SAMPLER_SIGMA,
+            "config": config, "wall_seconds": time.time() - start,
+            **{k: v for k, v in result.items() if k != "cases"},
+            "cases": [{k: v for k, v in c.items() if not k.startswith("_")}
+                      for c in result["cases"]]}
+    fig = plot_sampler(result, config["max_n"])
+    paths = write_results("adaptive_sampler", args.quick, args.out, data,
+                          markdown_sampler(result, info, args, config), fig)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -6,10 +6,14 @@ package does not import torch, so the ``topk-bounds`` command stays fast without
 - :func:`sample_counts`: ``n`` noisy predictions per input, counted per class.
 - :func:`two_stage_counts` and :class:`TwoStageCounts`: Cohen et al.'s selection with
   ``n0`` samples, then estimation with ``n`` fresh samples.
+- :func:`sample_adaptive`: adaptive certification at a target radius
+  (:func:`topk_bounds.adaptive.certify_adaptive`), each input sampled only until it is
+  decided; returns a :class:`topk_bounds.adaptive.AdaptiveResult`.
 - :class:`ModelError`: the model raised on a batch, or returned non-finite logits.
 - :class:`DistributedError`: a torch.distributed step timed out or lost a peer rank.
 
-The command ``topk-bounds sample`` (:mod:`sampler.cli`) writes the counts to a count file.
+The command ``topk-bounds sample`` (:mod:`sampler.cli`) writes the counts to a count file
+(with ``--target-radius``, the adaptive decisions).
 """
 
 from __future__ import annotations
@@ -17,14 +21,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["sample_counts", "two_stage_counts", "TwoStageCounts", "ModelError",
-           "DistributedError"]
+__all__ = ["sample_counts", "two_stage_counts", "TwoStageCounts", "sample_adaptive",
+           "ModelError", "DistributedError"]
 
 _WHERE = {
     "sample_counts": "sampler.core",
     "ModelError": "sampler.core",
     "two_stage_counts": "sampler.two_stage",
     "TwoStageCounts": "sampler.two_stage",
+    "sample_adaptive": "sampler.adaptive",
     "DistributedError": "sampler.collectives",
 }
 

@@ -5,6 +5,10 @@
     topk-bounds sample --model MODEL --inputs DATA --sigma S --n N --batch B --seed SEED
                        --out FILE [--n0 N0] [--device DEV] [--dist-timeout SECONDS]
                        [--noise {gaussian,discrete}] [--grid G] [--no-progress]
+    topk-bounds sample --model MODEL --inputs DATA --sigma S --batch B --seed SEED
+                       --out FILE --target-radius R --max-n N --k K --alpha A
+                       [--method ranked] [--first-n 128] [--growth 1.5]
+                       [--final-share 0.5] [--futility 0.05] [...]
 
 ``MODEL`` is a TorchScript file or ``package.module:factory`` (a callable returning a
 ``torch.nn.Module``; the current directory is importable). ``DATA`` is a ``.pt`` file
@@ -31,6 +35,23 @@ from a separate random stream, and written to ``FILE.n0`` in the same format (ro
 ``n0``). ``FILE`` is unchanged by ``--n0``: its rows are the estimation counts, exactly those
 of a run without it, so ``certify`` consumes it as usual and the selection never shares a
 sample with the estimation.
+
+Adaptive certification
+----------------------
+With ``--target-radius R`` (instead of ``--n``) the command certifies every input's label in
+the top ``--k`` at radius ``R`` with :func:`sampler.sample_adaptive`, drawing samples for an
+input only until it is decided (certified, or futile: no longer certifiable within
+``--max-n``), with failure probability ``--alpha`` per input over all looks
+(``docs/adaptive.md``). ``FILE`` then holds the decisions, in the format of
+:mod:`topk_bounds.report.adaptive`: a header with ``mode=adaptive`` that also records the
+target radius, k, alpha, the method, max_n, the schedule's parameters, the noise blocks'
+length (``block``) and the looks themselves; a line of column names; one row per input with
+its decision, the radius at the look where it stopped, the samples it used, its number of
+looks and its counts. ``topk-bounds certify`` refuses such a file (its counts were gathered
+with optional stopping); ``topk-bounds report FILE`` summarises it. Inputs are certified in
+chunks of consecutive rows and each chunk's rows are written when it is done; a row depends
+only on the header's fields and its row number (its own noise stream), so resuming,
+locking and torchrun work exactly as below.
 
 Resuming
 --------
@@ -75,7 +96,8 @@ import re
 import sys
 from typing import Any
 
-from topk_bounds.argtypes import CLIError, finite_positive, non_negative_int, positive_int
+from topk_bounds.argtypes import (CLIError, finite_positive, non_negative_int, positive_int,
+                                  probability)
 
 __all__ = ["configure", "run", "HEADER_VERSION"]
 
@@ -97,8 +119,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Sample a torch model's predictions on Gaussian perturbations of every input of a "
         ".pt file and write their counts per class, one row per input, to a count file "
-        "for 'topk-bounds certify'. Resumable: run the same command again after an "
-        "interruption. Needs the [torch] extra.")
+        "for 'topk-bounds certify'. With --target-radius, certify each input adaptively "
+        "instead, drawing only the samples it needs, and write the decisions. Resumable: "
+        "run the same command again after an interruption. Needs the [torch] extra.")
     parser.add_argument("--model", required=True,
                         help="TorchScript file, or package.module:factory (a callable "
                              "returning a torch.nn.Module)")
@@ -106,8 +129,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=".pt file holding a dict with 'inputs' (N, ...) and 'labels' (N,)")
     parser.add_argument("--sigma", type=finite_positive("--sigma"), required=True,
                         help="standard deviation of the Gaussian noise")
-    parser.add_argument("--n", type=positive_int("--n"), required=True,
-                        help="estimation samples per input (the counts in FILE)")
+    parser.add_argument("--n", type=positive_int("--n"),
+                        help="estimation samples per input (the counts in FILE); required "
+                             "unless --target-radius is given")
     parser.add_argument("--batch", type=positive_int("--batch"), required=True,
                         help="noisy samples per forward pass (does not change the counts)")
     parser.add_argument("--seed", type=non_negative_int("--seed"), required=True,
@@ -132,6 +156,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", type=positive_int("--grid"), default=None,
                         help="with --noise discrete: the inputs' grid G (default 255, "
                              "8-bit images in [0, 1])")
+    group = parser.add_argument_group(
+        "adaptive certification at a target radius (instead of --n; see docs/adaptive.md)")
+    group.add_argument("--target-radius", type=finite_positive("--target-radius"),
+                       metavar="R", help="certify each input's label in the top k at radius "
+                                         "R, sampling it only until that is decided; FILE "
+                                         "holds the decisions")
+    group.add_argument("--max-n", type=positive_int("--max-n"), metavar="N",
+                       help="the most samples drawn for any input")
+    group.add_argument("--k", type=positive_int("--k"), help="top-k size")
+    group.add_argument("--alpha", type=probability("--alpha"),
+                       help="failure probability of each input's certificate, over all looks")
+    group.add_argument("--method", choices=("simuem", "binocp", "ranked"), default=None,
+                       help="the bounds of every look (default: ranked)")
+    group.add_argument("--first-n", type=positive_int("--first-n"), metavar="N",
+                       help="the first look (default: 128), rounded up to a whole block of "
+                            "the inputs' noise streams")
+    group.add_argument("--growth", type=_growth, help="growth of the looks (default: 1.5)")
+    group.add_argument("--final-share", type=_final_share, metavar="SHARE",
+                       help="share of alpha spent on the final look (default: 0.5)")
+    group.add_argument("--futility", type=_futility, metavar="LEVEL",
+                       help="level of the futility stop, or 'none' (default: 0.05)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,23 +194,26 @@ def run(args: argparse.Namespace) -> int:
     from .streams import block_size, check_blocks
     from .two_stage import two_stage_counts
 
-    for name in ("n", "n0"):
+    plan = _adaptive_plan(args)
+    for name in ("n", "n0", "max_n"):
         value = getattr(args, name)
         if value is not None and value > N_MAX:
-            raise CLIError(f"--{name} must be at most {N_MAX:.0e} (the largest n the bounds "
-                           f"support), got {value}")
+            raise CLIError(f"--{name.replace('_', '-')} must be at most {N_MAX:.0e} (the "
+                           f"largest n the bounds support), got {value}")
     outputs = [args.out] + ([args.out + ".n0"] if args.n0 is not None else [])
     _check_outputs(outputs, [args.inputs, args.model])
     data_inputs, labels, inputs_hash = _load_data(args.inputs, torch)
     noise = _noise(args, data_inputs)
     size = block_size(max(1, data_inputs[0].numel()))
-    for name in ("n", "n0"):
+    for name in ("n", "n0", "max_n"):
         value = getattr(args, name)
         if value is not None:
             try:
                 check_blocks(value, size)
             except ValueError as exc:
-                raise CLIError(f"--{name}: {exc}") from None
+                raise CLIError(f"--{name.replace('_', '-')}: {exc}") from None
+    if plan is not None:
+        plan.set_block(size)
     timeout = datetime.timedelta(seconds=args.dist_timeout)
     session = _Distributed(torch, args.device, timeout)
     files: list[_RowFile] = []
@@ -187,12 +235,16 @@ def run(args: argparse.Namespace) -> int:
         failure: CLIError | None = None
         if session.rank == 0:
             try:
-                if args.n0 is not None:
+                if plan is not None:
+                    files.append(_AdaptiveRowFile(args.out, plan.header(fields), width,
+                                                  label_list, plan.max_n))
+                elif args.n0 is not None:
                     files.append(_RowFile(args.out + ".n0", _header("selection", args.n0,
                                                                     fields),
                                           width, label_list, args.n0))
-                files.append(_RowFile(args.out, _header("estimation", args.n, fields),
-                                      width, label_list, args.n))
+                if plan is None:
+                    files.append(_RowFile(args.out, _header("estimation", args.n, fields),
+                                          width, label_list, args.n))
                 for f in files:
                     f.lock()
                 start = min(f.complete_rows() for f in files)
@@ -201,6 +253,9 @@ def run(args: argparse.Namespace) -> int:
             except (CLIError, OSError) as exc:
                 failure = exc if isinstance(exc, CLIError) else CLIError(_os_message(exc))
         start = session.broadcast_start(start, failure)
+        if plan is not None:
+            return _run_adaptive(args, plan, session, model, data_inputs, label_list, width,
+                                 files[0] if files else None, start)
 
         per_sample = args.n + (args.n0 or 0)
         bar = _bar(args, session.rank, n_rows * per_sample, start * per_sample, start, n_rows)
@@ -273,6 +328,164 @@ def _header(stage: str, n: int, fields: dict[str, Any]) -> str:
                          version=HEADER_VERSION)
 
 
+def _growth(text: str) -> float:
+    """``--growth``: a finite number > 1."""
+    value = finite_positive("--growth")(text)
+    if not value > 1.0:
+        raise argparse.ArgumentTypeError(f"--growth must be a finite number > 1, got {text!r}")
+    return value
+
+
+def _final_share(text: str) -> float:
+    """``--final-share``: a number in (0, 1]."""
+    value = finite_positive("--final-share")(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"--final-share must lie in (0, 1], got {text!r}")
+    return value
+
+
+def _futility(text: str) -> float | str:
+    """``--futility``: a level in (0, 1), or ``none`` (no futility stop)."""
+    if text.strip().lower() == "none":
+        return "none"
+    return probability("--futility")(text)
+
+
+#: The options of adaptive mode that need --target-radius, and their defaults.
+_ADAPTIVE_OPTIONS = {"max_n": None, "k": None, "alpha": None, "method": "ranked",
+                     "first_n": None, "growth": None, "final_share": None, "futility": None}
+
+
+class _AdaptivePlan:
+    """The validated options of ``sample --target-radius`` and the header they make."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from topk_bounds.adaptive import FINAL_SHARE, FIRST_N, FUTILITY, GROWTH
+
+        self.target = args.target_radius
+        self.max_n, self.k, self.alpha = args.max_n, args.k, args.alpha
+        self.method = args.method or "ranked"
+        self.first_n = FIRST_N if args.first_n is None else args.first_n
+        self.growth = GROWTH if args.growth is None else args.growth
+        self.final_share = FINAL_SHARE if args.final_share is None else args.final_share
+        futility = FUTILITY if args.futility is None else args.futility
+        self.futility = None if futility == "none" else futility
+        if self.first_n > self.max_n:
+            raise CLIError(f"--first-n {self.first_n} is larger than --max-n {self.max_n}")
+        self.block = 0
+        self.schedule: list[int] = []
+
+    def set_block(self, block: int) -> None:
+        """Fix the schedule: looks at whole noise blocks of ``block`` samples."""
+        from topk_bounds.adaptive import look_schedule
+
+        self.block = block
+        self.schedule = look_schedule(self.max_n, first_n=self.first_n, growth=self.growth,
+                                      multiple_of=block).tolist()
+
+    def header(self, fields: dict[str, Any]) -> str:
+        from topk_bounds.io import format_header
+
+        adaptive = dict(mode="adaptive", target_radius=repr(self.target), k=self.k,
+                        alpha=repr(self.alpha), method=self.method, max_n=self.max_n,
+                        first_n=self.first_n, growth=repr(self.growth),
+                        final_share=repr(self.final_share),
+                        futility="none" if self.futility is None else repr(self.futility),
+                        block=self.block, looks=",".join(map(str, self.schedule)))
+        return format_header("sample", {**adaptive, **fields}, version=HEADER_VERSION)
+
+    def chunk(self, batch: int) -> int:
+        """Inputs certified per call: the first look fills about 16 forward batches. The rows
+        do not depend on it (each row depends only on its own stream), only the packing and
+        how much work a kill loses."""
+        return max(1, (16 * batch) // self.schedule[0])
+
+
+def _adaptive_plan(args: argparse.Namespace) -> _AdaptivePlan | None:
+    """The adaptive options, checked against the mode: None without --target-radius."""
+    given = [name for name, default in _ADAPTIVE_OPTIONS.items()
+             if getattr(args, name, default) is not None]
+    if args.target_radius is None:
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise CLIError(f"{flag} is only used with --target-radius (adaptive certification)")
+        if args.n is None:
+            raise CLIError("give --n (samples per input) or --target-radius with --max-n, --k "
+                           "and --alpha (adaptive certification)")
+        return None
+    if args.n is not None:
+        raise CLIError("--n and --target-radius exclude each other: adaptive certification "
+                       "draws up to --max-n samples per input, as many as each one needs")
+    if args.n0 is not None:
+        raise CLIError("--n0 is not used with --target-radius: the label certified is the "
+                       "one in --inputs, so no selection stage is needed")
+    for name in ("max_n", "k", "alpha"):
+        if getattr(args, name) is None:
+            raise CLIError(f"--target-radius needs --{name.replace('_', '-')}")
+    return _AdaptivePlan(args)
+
+
+def _run_adaptive(args, plan: _AdaptivePlan, session, model, data_inputs, label_list,
+                  width: int, out, start: int) -> int:
+    """Certify every input from row ``start`` on, chunk by chunk, writing rows in order."""
+    from topk_bounds.report.adaptive import format_row
+
+    from .adaptive import sample_adaptive
+    from .collectives import DistributedError
+    from .core import ModelError
+
+    n_rows = len(label_list)
+    per_chunk = plan.chunk(args.batch)
+    bar = None
+    if not args.no_progress and session.rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_rows, initial=start, unit="input", file=sys.stderr,
+                   dynamic_ncols=True, desc="certifying", smoothing=0.05)
+    certified = samples = 0
+    try:
+        for i in range(start, n_rows, per_chunk):
+            j = min(n_rows, i + per_chunk)
+            try:
+                res = sample_adaptive(
+                    model, data_inputs[i:j].to(session.device), label_list[i:j], k=plan.k,
+                    sigma=args.sigma, alpha=plan.alpha, radius=plan.target, max_n=plan.max_n,
+                    batch_size=args.batch, method=plan.method, first_n=plan.first_n,
+                    growth=plan.growth, final_share=plan.final_share, futility=plan.futility,
+                    num_classes=width, seed=args.seed, device=session.device,
+                    indices=range(i, j), timeout=session.wait_timeout, noise=args.noise,
+                    grid=args.grid)
+            except ModelError as exc:
+                raise CLIError(f"{exc} (sampling --inputs rows {i}..{j - 1})") from exc
+            except DistributedError as exc:
+                session.failed = True
+                raise CLIError(f"{exc}; --dist-timeout is {args.dist_timeout:g} s") from exc
+            if res.schedule.tolist() != plan.schedule:  # pragma: no cover - one source of truth
+                raise RuntimeError("internal error: the schedule differs from the header's")
+            if out is not None:
+                for row in range(j - i):
+                    out.write_line(format_row(i + row, label_list[i + row], res.decision[row],
+                                              res.radius[row], res.n[row], res.looks[row],
+                                              res.counts[row]))
+            certified += int(res.certified.sum())
+            samples += int(res.n.sum())
+            if bar is not None:
+                bar.update(j - i)
+                bar.set_postfix_str(f"certified {certified}/{j - start}, mean n "
+                                    f"{samples / (j - start):,.0f}", refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+    if out is not None:
+        out.close()
+    if session.rank == 0:
+        done = "already complete" if start == n_rows else f"{n_rows - start} new"
+        print(f"wrote {args.out}: {n_rows} rows ({done}); adaptive decisions at r = "
+              f"{plan.target:g}: report them with 'topk-bounds report {args.out} --out DIR'",
+              file=sys.stderr)
+    return 0
+
+
 def _os_message(exc: OSError) -> str:
     if exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
@@ -300,6 +513,9 @@ class _RowFile:
     :meth:`lock` opens (or creates) the file and takes an exclusive, non-blocking
     ``flock`` on it, held until :meth:`release`.
     """
+
+    #: A second line of the preamble (column names), or None.
+    columns: str | None = None
 
     def __init__(self, path: str, header: str, width: int, labels: list[int], n: int) -> None:
         self.path = path
@@ -355,6 +571,11 @@ class _RowFile:
         os.close(self.fd)
         self.fd = None
 
+    @property
+    def preamble(self) -> str:
+        """What precedes the rows: the header line, and the column names if any."""
+        return self.header + "\n" + (self.columns + "\n" if self.columns is not None else "")
+
     def complete_rows(self) -> int:
         """Check the existing file and count its complete rows (0 if empty or torn)."""
         from topk_bounds.io import parse_header
@@ -362,8 +583,10 @@ class _RowFile:
         with open(self.path, "rb") as fh:
             data = fh.read()
         complete = data[:data.rfind(b"\n") + 1]  # a torn last line is dropped
-        if not complete:
-            if not (self.header + "\n").encode("utf-8").startswith(data):
+        preamble = self.preamble.encode("utf-8")
+        if not complete or (self.columns is not None and complete.count(b"\n") < 2
+                            and complete.startswith(self.header.encode("utf-8") + b"\n")):
+            if not preamble.startswith(data):
                 raise CLIError(f"{self.path} exists and is not a count file of this run; "
                                "remove it or choose another --out")
             return 0
@@ -378,8 +601,15 @@ class _RowFile:
                                ) from None
             raise CLIError(self._difference(found, parse_header(self.header)))
         offset = len(lines[0]) + 1
+        skip = 1
+        if self.columns is not None:
+            if lines[1].decode("utf-8", "replace") != self.columns:
+                raise CLIError(f"{self.path} line 2 is not the column names of this run; "
+                               "remove the file or choose another --out")
+            offset += len(lines[1]) + 1
+            skip = 2
         self.ends = [offset]
-        for k, line in enumerate(lines[1:]):
+        for k, line in enumerate(lines[skip:]):
             self._check_row(k, line)
             offset += len(line) + 1
             self.ends.append(offset)
@@ -426,7 +656,7 @@ class _RowFile:
         self.fh = open(os.dup(self.fd), "a", encoding="utf-8", newline="\n")
         if not self.ends:
             try:
-                self.fh.write(self.header + "\n")
+                self.fh.write(self.preamble)
                 self.fh.flush()
             except OSError as exc:
                 raise CLIError(f"{self.path}: cannot write the header "
@@ -435,8 +665,12 @@ class _RowFile:
     def write(self, counts, label: int) -> None:
         from topk_bounds.io import format_count_row
 
+        self.write_line(format_count_row(counts, label))
+
+    def write_line(self, line: str) -> None:
+        """Append one complete row (newline-terminated) and flush it."""
         try:
-            self.fh.write(format_count_row(counts, label))
+            self.fh.write(line)
             self.fh.flush()
         except OSError as exc:
             raise CLIError(f"{self.path}: cannot write a row ({exc.strerror or exc}); the "
@@ -450,6 +684,38 @@ class _RowFile:
             except OSError as exc:
                 raise CLIError(f"{self.path}: cannot write ({exc.strerror or exc}); run the "
                                "command again to resume") from None
+
+
+class _AdaptiveRowFile(_RowFile):
+    """The file of ``sample --target-radius``: the header, the column names, then one row
+    of decisions per input (:mod:`topk_bounds.report.adaptive`)."""
+
+    def __init__(self, path: str, header: str, width: int, labels: list[int],
+                 max_n: int) -> None:
+        from topk_bounds.report.adaptive import column_line
+
+        super().__init__(path, header, width, labels, max_n)
+        self.columns = column_line(width)
+
+    def _check_row(self, k: int, line: bytes) -> None:
+        from topk_bounds.report.adaptive import COLUMNS, DECISIONS
+
+        where = f"{self.path} line {k + 3}"
+        if k >= len(self.labels):
+            raise CLIError(f"{where}: the file has more rows than --inputs has inputs "
+                           f"({len(self.labels)})")
+        cells = line.decode("utf-8", "replace").split("\t")
+        try:
+            ok = (len(cells) == len(COLUMNS) + self.width and int(cells[0]) == k
+                  and int(cells[1]) == self.labels[k] and cells[3] in DECISIONS
+                  and float(cells[4]) == float(cells[4])
+                  and sum(int(v) for v in cells[7:]) == int(cells[5]) <= self.n)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise CLIError(f"{where} does not continue this run (expected row {k} with label "
+                           f"{self.labels[k]} and {self.width} counts summing to its n); "
+                           "remove the file")
 
 
 def _show(value: str | None) -> str:

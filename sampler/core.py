@@ -257,16 +257,24 @@ class Request:
         """Raise ValueError if ``n`` samples per input need too many noise blocks."""
         check_blocks(n, self.block)
 
-    def count(self, n: int, stream: int) -> np.ndarray:
-        """``(B, C)`` counts of ``n`` samples per input from random stream ``stream``."""
+    def count(self, n: int, stream: int, start: int = 0) -> np.ndarray:
+        """``(B, C)`` counts of samples ``start .. n - 1`` of each input's stream ``stream``.
+
+        ``start`` (a multiple of :attr:`block` below ``n``; 0 by default) lets an adaptive
+        run draw the blocks after those it already counted: the counts of ``[0, s)`` and of
+        ``[s, n)`` add up to exactly the counts of ``n`` samples.
+        """
         self.check(n)
+        if start % self.block or not 0 <= start < n:
+            raise ValueError(f"start must be a multiple of the block size {self.block} in "
+                             f"0..{n - 1}, got {start}")
         with _evaluating(self.model), torch.inference_mode():
-            with _progress_bar(self.progress, self._local_total(n), self.rank) as bar:
-                counts, width = self._count_local(n, stream, bar)
+            with _progress_bar(self.progress, self._local_total(n - start), self.rank) as bar:
+                counts, width = self._count_local(n, stream, bar, start)
             if self.world_size > 1:
-                counts = self._all_reduce(counts, width, n)
+                counts = self._all_reduce(counts, width, n, start)
             table = counts.view(len(self.indices), -1).cpu().numpy()
-        return self._checked(table, n)
+        return self._checked(table, n - start)
 
     def _checked(self, table: np.ndarray, n: int) -> np.ndarray:
         """The class columns of ``table``; its last column (samples without a class) must be 0."""
@@ -289,13 +297,14 @@ class Request:
     def _local_total(self, n: int) -> int:
         return -(-len(self.indices) * n // self.world_size)
 
-    def _count_local(self, n: int, stream: int, bar) -> tuple[torch.Tensor | None, int]:
+    def _count_local(self, n: int, stream: int, bar,
+                     start: int = 0) -> tuple[torch.Tensor | None, int]:
         """This rank's counts (flat, on the device, one extra column) and the output width."""
         x, device, noise = self.inputs, self.device, self.noise
         shape = tuple(x.shape[1:])
         size = self.block
         n_inputs = len(self.indices)
-        capacity = min(self.batch_size, n_inputs * n)
+        capacity = min(self.batch_size, n_inputs * (n - start))
         buf = _allocate((capacity, *shape), x.dtype, device, "batch_size", self.batch_size)
         owner = torch.empty(capacity, dtype=torch.int64, device=device)
         spill: torch.Tensor | None = None  # one whole block, when it does not fit in buf
@@ -308,7 +317,7 @@ class Request:
         fill_, seed_, add_passes = noise.fill_, generator.manual_seed, counter.add_passes
         x_pos, x_row = -1, None
 
-        for plan in schedule(words, n, size, self.rank, self.world_size):
+        for plan in schedule(words, n, size, self.rank, self.world_size, start):
             for pos, m, seed in zip(plan.pos, plan.size, plan.seed):
                 seed_(seed)
                 if pos != x_pos:
@@ -367,7 +376,8 @@ class Request:
         counter.flush()
         return counter.counts, counter.width
 
-    def _all_reduce(self, counts: torch.Tensor | None, width: int, n: int) -> torch.Tensor:
+    def _all_reduce(self, counts: torch.Tensor | None, width: int, n: int,
+                    start: int = 0) -> torch.Tensor:
         import torch.distributed as dist
 
         n_inputs = len(self.indices)
@@ -376,7 +386,7 @@ class Request:
         # made the same call, and tells a rank that drew no block (fewer blocks than ranks)
         # how wide the counts are. Every rank sees the same extremes, so all raise together.
         mask = 2**62 - 1
-        same = torch.tensor([n_inputs, n, hash(tuple(self.indices)) & mask,
+        same = torch.tensor([n_inputs, n, start, hash(tuple(self.indices)) & mask,
                              self.entropy & mask, round(self.sigma * 2**40) & mask],
                             dtype=torch.int64, device=self.device)
         checksum = self.inputs.sum(dtype=torch.float64).reshape(1).view(torch.int64)

@@ -162,10 +162,14 @@ class Plan:
 
 
 def schedule(words: np.ndarray, n: int, size: int, rank: int = 0,
-             world_size: int = 1) -> Iterator[Plan]:
+             world_size: int = 1, start: int = 0) -> Iterator[Plan]:
     """The blocks that rank ``rank`` of ``world_size`` draws, in call order, in pieces.
 
     ``words`` holds :func:`input_words` of the call's inputs, ``size`` the block size.
+    The call draws samples ``start .. n - 1`` of each input's stream: its blocks
+    ``start // size`` up to the last block of ``n`` samples, which is shorter when ``size``
+    does not divide ``n`` (``start``, a multiple of ``size`` below ``n``, is 0 unless an
+    adaptive run continues a stream: the blocks are those of the ``n``-sample stream).
     The call's blocks are numbered input-major (all blocks of input 0, then of input 1, ...)
     and rank ``r`` takes those whose number is ``r`` modulo ``world_size``. The union over
     ranks is the single-process schedule, so the summed counts do not depend on
@@ -179,16 +183,23 @@ def schedule(words: np.ndarray, n: int, size: int, rank: int = 0,
     [([0, 0, 1, 1], [128, 72, 128, 72])]
     >>> [p.pos for p in schedule(u, 200, 128, rank=1, world_size=2)]
     [[0, 1]]
+    >>> tail = next(schedule(u, 200, 128, start=128))  # the blocks after the first
+    >>> tail.size, tail.seed == next(schedule(u, 200, 128)).seed[1::2]
+    ([72, 72], True)
     """
-    per_input = blocks_per_input(n, size)
-    last = n - (per_input - 1) * size
+    if start % size or not 0 <= start < n:
+        raise ValueError(f"start must be a multiple of the block size {size} in 0..{n - 1}, "
+                         f"got {start}")
+    first = start // size
+    per_input = blocks_per_input(n, size) - first
+    last = n - (first + per_input - 1) * size
     total = len(words) * per_input
     span = PLAN_BLOCKS * world_size
     for lo in range(rank, total, span):
         number = np.arange(lo, min(total, lo + span), world_size, dtype=np.int64)
         pos, block = np.divmod(number, per_input)
         sizes = np.where(block == per_input - 1, last, size)
-        seeds = block_seeds(words[pos], block)
+        seeds = block_seeds(words[pos], block + first)
         yield Plan(pos=pos.tolist(), size=sizes.tolist(), seed=seeds.tolist())
 
 

@@ -287,6 +287,41 @@ def test_levels_never_sum_above_alpha_in_exact_arithmetic(alpha, n_looks, share,
         assert levels[-1] == pytest.approx(alpha, rel=1e-12)
 
 
+def test_every_look_certifies_with_the_samplers_delta():
+    # each input's radius is certify(..., delta=delta) of its counts at the level of the
+    # look where it stopped; delta = 0 is the default bit for bit
+    labels = np.zeros(60, dtype=np.int64)
+    kw = dict(k=1, sigma=0.25, alpha=0.01, radius=0.2, max_n=20_000)
+    plain = certify_adaptive(multinomial_draw(PROBS, 17), labels, **kw)
+    zero = certify_adaptive(multinomial_draw(PROBS, 17), labels, delta=0.0, **kw)
+    for name in ("n", "counts", "radius", "decision", "levels"):
+        np.testing.assert_array_equal(getattr(plain, name), getattr(zero, name))
+    delta = 0.02
+    res = certify_adaptive(multinomial_draw(PROBS, 17), labels, delta=delta, **kw)
+    assert res.delta == delta and "delta=0.02" in repr(res) and "delta" not in repr(plain)
+    stopped = res.levels[res.looks - 1]
+    for i in np.flatnonzero(stopped > 0):
+        expected = certify(res.counts[i:i + 1], labels[i:i + 1], k=1, sigma=0.25,
+                           alpha=float(stopped[i]), method="ranked", delta=delta).radius[0]
+        assert res.radius[i] == expected
+    # the same streams (per-input generators): at every look an input's counts are the
+    # same with and without delta, and delta only lowers radii, so it never certifies
+    # an input that delta = 0 leaves uncertified, and needs at least as many samples
+    # for those it certifies
+    assert np.all(plain.certified[res.certified])
+    assert np.all(res.n[res.certified] >= plain.n[res.certified])
+    assert res.certified.sum() < plain.certified.sum() or res.n.sum() > plain.n.sum()
+
+
+def test_a_delta_that_no_row_can_overcome_spends_alpha_on_the_final_look_only():
+    # delta = 0.5: the label's lower bound is at most 1/2, its competitor's upper bound
+    # at least 1/2, so no look can certify and every earlier look gets level 0
+    res = certify_adaptive(multinomial_draw(PROBS[[0]], 1), [0], k=1, sigma=0.25,
+                           alpha=0.001, radius=0.25, max_n=5000, delta=0.5, futility=None)
+    assert res.levels[:-1].tolist() == [0.0] * (res.levels.size - 1)
+    assert not res.certified[0] and res.decision.tolist() == ["max_n"]
+
+
 # --------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------
@@ -329,6 +364,8 @@ GOOD = dict(k=1, sigma=0.25, alpha=0.001, radius=0.25, max_n=1000)
         (dict(method="cp"), "method must be one of 'simuem', 'binocp' or 'ranked', got 'cp'"),
         (dict(draw=42), "draw must be a callable draw(rows, m), got 42"),
         (dict(progress="bar"), "progress must be None or a callable, got 'bar'"),
+        (dict(delta=1.0), "delta must be a total-variation distance in [0, 1), got 1.0"),
+        (dict(delta=-1e-9), "delta must be a total-variation distance in [0, 1), got -1e-09"),
     ],
 )
 def test_invalid_arguments_raise_value_errors_that_name_them(change, message):

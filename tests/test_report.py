@@ -545,3 +545,171 @@ def test_write_radii_header_names_the_curves_in_a_report(tmp_path, capsys):
     names = [row[0] for row in _md_cells((tmp_path / "o" / "certified_accuracy.md").read_text())[4:]]
     assert names == ["top-1 (ranked, sigma=0.5)", "top-2 (ranked, sigma=0.5)"]
     capsys.readouterr()
+
+
+# -- adaptive files (sample --target-radius) ---------------------------------------------------
+
+#: (label, decision, stop_radius, n, looks, counts) of six inputs, two classes; the schedule
+#: is 128, 256, 1000 and the target 0.25.
+ADAPTIVE_ROWS = [
+    (0, "certified", 0.41, 128, 1, [128, 0]),
+    (1, "futile", -0.2, 128, 1, [100, 28]),
+    (0, "certified", 0.26, 256, 2, [250, 6]),
+    (0, "max_n", 0.24, 1000, 3, [930, 70]),
+    (1, "certified", float("inf"), 1000, 3, [0, 1000]),
+    (0, "futile", 0.1, 256, 2, [200, 56]),
+]
+
+
+def _adaptive_file(path, rows=ADAPTIVE_ROWS, n_rows=None, **fields):
+    from topk_bounds.report.adaptive import column_line, format_row
+
+    meta = dict(mode="adaptive", target_radius=0.25, k=1, alpha=0.001, method="ranked",
+                max_n=1000, looks="128,256,1000", sigma=0.5, classes=2,
+                rows=len(rows) if n_rows is None else n_rows, noise="gaussian")
+    meta.update(fields)
+    text = format_header("sample", meta, version=2) + "\n" + column_line(2) + "\n"
+    text += "".join(format_row(i, *row) for i, row in enumerate(rows))
+    path.write_text(text)
+    return str(path)
+
+
+def test_report_of_an_adaptive_file_summarizes_its_decisions_and_samples(tmp_path, capsys):
+    path = _adaptive_file(tmp_path / "adaptive.tsv")
+    out = tmp_path / "rep"
+    assert main(["report", path, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["adaptive.md", "adaptive_samples.pdf",
+                                                      "adaptive_samples.png"]
+    assert (out / "adaptive_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "adaptive_samples.pdf").read_bytes()[:5] == b"%PDF-"
+    md = (out / "adaptive.md").read_text()
+    # by hand: 3 of 6 certified; n = 128, 128, 256, 1000, 1000, 256: mean 2768 / 6 =
+    # 461.33, median (256 + 256) / 2 = 256, max 1000; 6,000 / 2,768 = 2.17x fewer
+    assert "Certified top-1 accuracy at radius r = 0.25: **0.500** (3 of 6 inputs)" in md
+    assert "| certified | 3 | 50.0% | 461 | 256 |" in md  # (128 + 256 + 1000) / 3
+    assert "| futile | 2 | 33.3% | 192 | 192 |" in md
+    assert "| max_n | 1 | 16.7% | 1,000 | 1,000 |" in md
+    assert "mean 461, median 256, max 1,000 (max_n = 1,000)" in md
+    assert "In all 2,768 noisy forward passes, against 6,000" in md and "2.2x fewer" in md
+    assert "| 1 | 128 | 2 | 1 | 1 | 0 |" in md and "| 3 | 1,000 | 2 | 1 | 0 | 1 |" in md
+    stdout = capsys.readouterr().out
+    assert md in stdout and f"wrote {out / 'adaptive.md'}" in stdout
+
+
+def test_read_adaptive_file_returns_the_rows_and_header(tmp_path):
+    from topk_bounds.report import read_adaptive_file
+
+    found = read_adaptive_file(_adaptive_file(tmp_path / "a.tsv"))
+    assert found.certified.tolist() == [True, False, True, False, True, False]
+    assert found.n.tolist() == [128, 128, 256, 1000, 1000, 256]
+    assert found.radius[4] == float("inf") and found.radius[1] == -0.2
+    assert found.counts[3].tolist() == [930, 70] and found.schedule.tolist() == [128, 256, 1000]
+    assert (found.target, found.k, found.alpha, found.max_n) == (0.25, 1, 0.001, 1000)
+    assert repr(found).endswith("N=6, k=1, target=0.25, certified=3/6, mean n=461.333 of "
+                                "max_n=1000)")
+
+
+def test_report_of_an_adaptive_file_without_matplotlib_writes_the_summary(tmp_path):
+    path = _adaptive_file(tmp_path / "a.tsv")
+    out = tmp_path / "o"
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from topk_bounds.cli import main\n"
+            f"sys.exit(main(['report', {path!r}, '--out', {str(out)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "plots skipped, they need matplotlib" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["adaptive.md"]
+
+
+def test_report_of_an_adaptive_file_beside_certify_outputs_writes_both(tmp_path, capsys):
+    a = _certify_tsv(tmp_path / "k1.tsv", [0.3, -0.1, 0.8, 0.0])
+    path = _adaptive_file(tmp_path / "adaptive.tsv")
+    out = tmp_path / "o"
+    assert main(["report", a, path, "--out", str(out), "--grid", "0,0.5"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "adaptive.md", "adaptive_samples.pdf", "adaptive_samples.png",
+        "certified_accuracy.md", "certified_accuracy.pdf", "certified_accuracy.png",
+        "certified_accuracy.tex"]
+    stdout = capsys.readouterr().out
+    assert "| k1  | 0.500 | 0.250 " in stdout and "|\n\n# Adaptive certification: adaptive.tsv" in stdout
+
+
+def _replace(rows, i, **change):
+    keys = ("label", "decision", "radius", "n", "looks", "counts")
+    row = dict(zip(keys, rows[i]))
+    row.update(change)
+    return rows[:i] + [tuple(row[k] for k in keys)] + rows[i + 1:]
+
+
+@pytest.mark.parametrize("rows, fields, message", [
+    (_replace(ADAPTIVE_ROWS, 0, radius=0.2), {},
+     "line 3: stop_radius 0.2 contradicts decision certified at the target radius 0.25"),
+    (_replace(ADAPTIVE_ROWS, 1, radius=0.3), {},
+     "line 4: stop_radius 0.3 contradicts decision futile"),
+    (_replace(ADAPTIVE_ROWS, 2, counts=[250, 5]), {}, "line 5: the counts sum to 255, not n = 256"),
+    (_replace(ADAPTIVE_ROWS, 2, n=300, counts=[250, 50]), {},
+     "line 5: n = 300 is not the sample size of look 2 of the schedule"),
+    (_replace(ADAPTIVE_ROWS, 5, decision="max_n"), {}, "line 8: decision max_n with n = 256"),
+    (_replace(ADAPTIVE_ROWS, 1, label=2), {}, "line 4: label 2 is outside 0..1"),
+    (ADAPTIVE_ROWS[:4], {"rows": 6}, "holds 4 of the 6 rows its header announces (an "
+                                     "unfinished run"),
+    (ADAPTIVE_ROWS, {"looks": "128,256"}, "its header's looks='128,256' must increase to "
+                                          "max_n=1000"),
+    (ADAPTIVE_ROWS, {"classes": 3}, "line 2: expected the column names"),
+    (ADAPTIVE_ROWS, {"alpha": "often"}, "its header's alpha='often' is not a number"),
+])
+def test_report_refuses_an_inconsistent_adaptive_file_with_one_line(tmp_path, capsys, rows,
+                                                                    fields, message):
+    path = _adaptive_file(tmp_path / "a.tsv", rows=rows, n_rows=fields.pop("rows", None),
+                          **fields)
+    assert main(["report", path, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: " in err and message in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_refuses_an_edited_certified_column(tmp_path, capsys):
+    path = Path(_adaptive_file(tmp_path / "a.tsv"))
+    lines = path.read_text().splitlines(keepends=True)
+    cells = lines[3].split("\t")
+    cells[2] = "1"  # a futile input marked certified
+    lines[3] = "\t".join(cells)
+    path.write_text("".join(lines))
+    assert main(["report", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "line 4: certified=1 contradicts decision futile" in capsys.readouterr().err
+
+
+def test_report_takes_at_most_one_adaptive_file(tmp_path, capsys):
+    a = _adaptive_file(tmp_path / "a.tsv")
+    b = _adaptive_file(tmp_path / "b.tsv")
+    assert main(["report", a, b, "--out", str(tmp_path / "o")]) == 2
+    assert "give at most one adaptive file" in capsys.readouterr().err
+
+
+def test_report_counts_refuses_an_adaptive_file_and_says_how_to_report_it(tmp_path, capsys):
+    path = _adaptive_file(tmp_path / "a.tsv")
+    assert main(["report", "--counts", path, "--sigma", "0.5", "--alpha", "0.001",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sampled adaptively" in err
+    assert f"'topk-bounds report {path} --out DIR'" in err
+
+
+def test_certify_refuses_an_adaptive_file_with_one_line(tmp_path, capsys):
+    path = _adaptive_file(tmp_path / "a.tsv")
+    assert main(["certify", path, "--k", "1", "--sigma", "0.5", "--alpha", "0.001"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "sampled adaptively (header mode=adaptive)" in captured.err
+
+
+def test_adaptive_report_is_all_or_nothing(tmp_path, monkeypatch):
+    from topk_bounds.report import adaptive
+
+    def broken(found, title=None):
+        raise RuntimeError("fails after the histogram was rendered")
+
+    monkeypatch.setattr(adaptive, "adaptive_markdown", broken)
+    with pytest.raises(RuntimeError):
+        main(["report", _adaptive_file(tmp_path / "a.tsv"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

@@ -22,15 +22,16 @@ from typing import Callable
 import numpy as np
 from scipy import special
 
-from .certify import _bounds_covered, _check_alpha, _check_method, certify
+from .certify import _bounds_covered, _check_alpha, _check_delta, _check_method, certify
 from .limits import N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
 __all__ = ["certify_adaptive", "AdaptiveResult", "look_schedule", "look_levels"]
 
-#: Samples per noise block of :mod:`sampler.streams` (``BLOCK_SIZE``; not imported, since
-#: the sampler needs torch). Looks at multiples of it make every ``draw`` call ask for
-#: whole blocks, so an adaptive run's samples are a prefix of the fixed-n stream.
+#: The default ``multiple_of``: the shortest noise block of :mod:`sampler.streams`
+#: (``BLOCK_MIN``; not imported, since the sampler needs torch). :func:`sampler.sample_adaptive`
+#: passes its inputs' own block size (a power of two from 128 to 4096), so that every ``draw``
+#: call asks for whole blocks and an adaptive run's samples are a prefix of the fixed-n stream.
 BLOCK = 128
 
 #: Defaults of the schedule, the level split and the futility rule (see
@@ -168,7 +169,8 @@ def look_levels(alpha: float, n_looks: int, *, final_share: float = FINAL_SHARE,
     return levels
 
 
-def _can_certify(schedule: np.ndarray, n_classes: int, *, k, sigma, target, level, method) -> np.ndarray:
+def _can_certify(schedule: np.ndarray, n_classes: int, *, k, sigma, target, level, method,
+                 delta=0.0) -> np.ndarray:
     """Whether any counts at all could be certified at each look, at ``level``.
 
     The radius grows with the label's count and shrinks as any other count grows
@@ -178,31 +180,32 @@ def _can_certify(schedule: np.ndarray, n_classes: int, *, k, sigma, target, leve
     """
     best = np.zeros((schedule.size, n_classes), dtype=np.int64)
     best[:, 0] = schedule
-    return certify(best, 0, k=k, sigma=sigma, alpha=level, method=method).radius >= target
+    return certify(best, 0, k=k, sigma=sigma, alpha=level, method=method,
+                   delta=delta).radius >= target
 
 
 def _spend_on_useful_looks(levels, schedule, n_classes, *, alpha, final_share, k, sigma,
-                           target, method) -> np.ndarray:
+                           target, method, delta=0.0) -> np.ndarray:
     """The levels of :func:`look_levels` with no alpha on looks that cannot certify.
 
     First every earlier look is tested at the smallest share it could get (all earlier
     looks useful); then the largest look still useless is tested at the share it would
     get if it joined, and so on while that succeeds (the share only grows as looks drop
     out, so a look found useful stays useful). Depends on the schedule, c, k, sigma, the
-    target and the method only: it is fixed before any count is looked at.
+    target, the method and delta only: it is fixed before any count is looked at.
     """
     smallest = float(levels[0])
     if schedule.size == 1 or smallest <= 0.0:
         return levels
     useful = _can_certify(schedule, n_classes, k=k, sigma=sigma, target=target,
-                          level=smallest, method=method)
+                          level=smallest, method=method, delta=delta)
     useful[-1] = True
     while not useful[:-1].all():
         j = int(np.flatnonzero(~useful[:-1]).max())  # the best-placed useless look
         share = float(look_levels(alpha, schedule.size, final_share=final_share,
                                   useful=useful | (np.arange(schedule.size) == j))[j])
         if not _can_certify(schedule[j:j + 1], n_classes, k=k, sigma=sigma, target=target,
-                            level=share, method=method)[0]:
+                            level=share, method=method, delta=delta)[0]:
             break
         useful[j] = True
     return look_levels(alpha, schedule.size, final_share=final_share, useful=useful)
@@ -235,7 +238,7 @@ class AdaptiveResult:
         ``max_n``) or ``"max_n"`` (the full budget was drawn without a certificate).
     schedule, levels : ndarray, shape (L,)
         The cumulative sample sizes of the looks and the level spent at each.
-    labels, k, sigma, alpha, target, method, max_n
+    labels, k, sigma, alpha, target, method, max_n, futility, delta
         The arguments of :func:`certify_adaptive` (``target`` is its ``radius``).
     """
 
@@ -255,14 +258,16 @@ class AdaptiveResult:
     method: str
     max_n: int
     futility: float | None = field(default=None)
+    delta: float = 0.0
 
     def __len__(self) -> int:
         return self.n.shape[0]
 
     def __repr__(self) -> str:
         n_in = len(self)
+        delta = f", delta={self.delta:g}" if self.delta else ""
         return (f"AdaptiveResult(N={n_in}, k={self.k}, sigma={self.sigma:g}, alpha={self.alpha:g}, "
-                f"target={self.target:g}, method={self.method!r}, "
+                f"target={self.target:g}, method={self.method!r}{delta}, "
                 f"certified={int(self.certified.sum())}/{n_in}, "
                 f"mean n={self.n.mean():.6g} of max_n={self.max_n}, "
                 f"looks={int(self.looks.min())}..{int(self.looks.max())} of {self.schedule.size})")
@@ -330,13 +335,15 @@ def _top_others(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return -np.partition(-others, k - 1, axis=1)[:, :k]
 
 
-def _projected_radius(counts, labels, n, *, k, sigma, max_n, final_level, method, gamma):
+def _projected_radius(counts, labels, n, *, k, sigma, max_n, final_level, method, gamma,
+                      delta=0.0):
     """The radius the final look would certify if the proportions were optimistic.
 
     The label's proportion is taken at its upper Clopper-Pearson bound at level
     ``gamma``, each of the k strongest competitors' at its lower bound; these are
-    projected to ``max_n`` samples and bounded at the final look's level. Only a stop
-    decision rests on this value, and stopping never certifies, so no rounding matters.
+    projected to ``max_n`` samples and bounded at the final look's level (and widened by
+    the sampler's ``delta``, as the final look's bounds would be). Only a stop decision
+    rests on this value, and stopping never certifies, so no rounding matters.
     """
     n_classes = counts.shape[1]
     beta_f = final_level / _bounds_covered(method, k, n_classes)
@@ -350,6 +357,9 @@ def _projected_radius(counts, labels, n, *, k, sigma, max_n, final_level, method
         top = _top_others(counts, labels, k).astype(float)
         low = top / n - (top / n - _cp_lower(top, float(n), gamma)[0]) * shrink
         b_top = _cp_upper(low * max_n, float(max_n), beta_f)
+    if delta:
+        a, q_a = np.maximum(a - delta, 0.0), np.minimum(q_a + delta, 1.0)
+        b_top = np.minimum(b_top + delta, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         z_a = np.where(a > 0.5, -special.ndtri(q_a), special.ndtri(a))
         return radius_from_bounds(z_a, q_a, b_top, sigma)
@@ -362,7 +372,7 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
                      sigma: float, alpha: float, radius: float, max_n: int,
                      method: str = "ranked", first_n: int = FIRST_N, growth: float = GROWTH,
                      final_share: float = FINAL_SHARE, futility: float | None = FUTILITY,
-                     multiple_of: int = BLOCK,
+                     multiple_of: int = BLOCK, delta: float = 0.0,
                      progress: Callable[..., None] | None = None) -> AdaptiveResult:
     """Decide for each input whether its label is certified in the top k at ``radius``,
     drawing only as many noisy predictions as that takes.
@@ -404,6 +414,11 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
         optimistic proportions (the label at its upper bound, the k strongest other
         labels at their lower bounds, each at level ``futility``) projected to
         ``max_n`` samples would not reach ``radius`` at the final look's level.
+    delta : float, optional
+        The sampler's total-variation distance per sample from the ideal Gaussian
+        sampler, in [0, 1) (default 0): every look's bounds are widened by it, as
+        :func:`topk_bounds.certify` does with ``delta`` (exact discrete noise records
+        it, ``docs/soundness.md``).
     progress : callable, optional
         Called after every look as ``progress(look=j, n=n_j, drawn=d, undecided=u)``:
         the look's number (from 1), its cumulative sample size, the inputs sampled at
@@ -416,7 +431,9 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
         <= alpha, over the sampling of that input's predictions. "True radius" is
         Theorem 1's radius R_l of the exact probabilities p_j = P(f(x + e) = j); a
         true radius >= ``radius`` means the label stays in the smoothed classifier's
-        top k throughout the ball of radius ``radius``.
+        top k throughout the ball of radius ``radius``. With ``delta > 0``, provided
+        ``draw`` samples within total-variation distance ``delta`` per sample of the
+        ideal sampler.
 
     Raises
     ------
@@ -428,11 +445,11 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     -----
     *Why the guarantee holds.* The looks n_1 < ... < n_L = max_n and their levels
     alpha_1 + ... + alpha_L <= alpha are fixed before any count is seen (the levels
-    depend on the schedule, on c, k, sigma, ``radius`` and ``method``, never on the
-    counts: a look where even a unanimous row cannot reach ``radius`` gets 0). Picture the
-    infinite sequence of one input's fresh predictions; the counts at look j are those
-    of its first n_j predictions, an ordinary sample of fixed size n_j, whether or not
-    the procedure gets there. Let F_j be the event that the bounds computed from them at
+    depend on the schedule, on c, k, sigma, ``radius``, ``method`` and ``delta``, never
+    on the counts: a look where even a unanimous row cannot reach ``radius`` gets 0).
+    Picture the infinite sequence of one input's fresh predictions; the counts at look j
+    are those of its first n_j predictions, an ordinary sample of fixed size n_j, whether
+    or not the procedure gets there. Let F_j be the event that the bounds computed from them at
     level alpha_j fail (for ``"ranked"``: the label's lower bound or the upper bound of
     one of the k other labels with the largest true probabilities; ``docs/theory.md``).
     P(F_j) <= alpha_j, because each look's bounds are valid at their level for a fixed
@@ -480,6 +497,7 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     alpha = _check_alpha(alpha)
     target = _check_finite("radius", radius, "a finite number > 0", lambda r: r > 0.0)
     method = _check_method(method)
+    delta = _check_delta(delta)
     schedule = look_schedule(max_n, first_n=first_n, growth=growth, multiple_of=multiple_of)
     max_n = int(schedule[-1])
     levels = look_levels(alpha, schedule.size, final_share=final_share)  # validates final_share
@@ -509,10 +527,10 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
                                  f"{n_classes} labels), got labels[{i}] = {labels[i]}")
             counts = np.zeros((n_inputs, n_classes), dtype=np.int64)
             # fixed before any count is looked at: depends on the schedule, c, k, sigma,
-            # the target and the method only
+            # the target, the method and delta only
             levels = _spend_on_useful_looks(levels, schedule, n_classes, alpha=alpha,
                                             final_share=final_share, k=k, sigma=sigma,
-                                            target=target, method=method)
+                                            target=target, method=method, delta=delta)
         level = float(levels[j])
         counts[active] += new
         n_drawn[active] += n_j - previous
@@ -521,7 +539,8 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
         drawn = active.size
         here, lab = counts[active], labels[active]
         if level > 0.0:
-            rad = certify(here, lab, k=k, sigma=sigma, alpha=level, method=method).radius
+            rad = certify(here, lab, k=k, sigma=sigma, alpha=level, method=method,
+                          delta=delta).radius
         else:
             rad = np.full(active.size, -np.inf)
         out_radius[active] = rad
@@ -532,7 +551,7 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
             undecided = ~done
             proj = _projected_radius(here[undecided], lab[undecided], n_j, k=k, sigma=sigma,
                                      max_n=max_n, final_level=float(levels[-1]),
-                                     method=method, gamma=futility)
+                                     method=method, gamma=futility, delta=delta)
             futile = np.zeros(active.size, dtype=bool)
             futile[undecided] = proj < target  # NaN: keep sampling
             decision[active[futile]] = FUTILE
@@ -546,4 +565,4 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     return AdaptiveResult(certified=certified, n=n_drawn, counts=counts, radius=out_radius,
                           looks=looks, decision=decision, schedule=schedule, levels=levels,
                           labels=labels, k=k, sigma=sigma, alpha=alpha, target=target,
-                          method=method, max_n=max_n, futility=futility)
+                          method=method, max_n=max_n, futility=futility, delta=delta)

@@ -19,6 +19,8 @@ The package has one module per concern, and every public name is importable from
 - :mod:`~topk_bounds.report.table`: :class:`CertifiedAccuracyTable` (Markdown, LaTeX, plot);
 - :mod:`~topk_bounds.report.files`: :func:`read_radii`, :func:`write_radii`,
   :func:`write_cohen`, :func:`write_report`;
+- :mod:`~topk_bounds.report.adaptive`: the files of ``topk-bounds sample --target-radius``,
+  :func:`read_adaptive_file`, :func:`adaptive_report_files` (summary and histogram);
 - :mod:`~topk_bounds.report.command`: the ``topk-bounds report`` subcommand
   (:func:`configure`, :func:`run`).
 
@@ -44,6 +46,9 @@ _EXPORTS = {
     "write_cohen": "files",
     "write_report": "files",
     "report_files": "files",
+    "AdaptiveFile": "adaptive",
+    "read_adaptive_file": "adaptive",
+    "adaptive_report_files": "adaptive",
     "configure": "command",
     "run": "command",
 }
@@ -51,6 +56,7 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
+    from .adaptive import AdaptiveFile, adaptive_report_files, read_adaptive_file
     from .command import configure, run
     from .files import (RadiiFile, read_radii, read_radii_file, report_files, write_cohen,
                         write_radii, write_report)

@@ -45,8 +45,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Plot and tabulate certified accuracy. Give certify outputs (TSV files with a 'radius' "
         "column or 'radius_*' columns), or a count file with --counts/--k/--sigma/--alpha, or "
-        "both.")
-    parser.add_argument("tsv", nargs="*", help="certify, demo or Cohen-format TSV files")
+        "both; and/or one file of 'sample --target-radius' (its adaptive decisions).")
+    parser.add_argument("tsv", nargs="*", help="certify, demo or Cohen-format TSV files, or "
+                                               "the file of 'sample --target-radius'")
     parser.add_argument("--out", required=True, help="output directory (created if needed)")
     parser.add_argument("--name", action="append", metavar="NAME",
                         help="legend name of a curve; give it once per curve, in order "
@@ -123,6 +124,13 @@ def _certify_counts(path: str, ks: Sequence[int], *, sigma: float, alpha: float,
     from .. import io
     from ..certify import certify, predict
 
+    from .adaptive import is_adaptive, peek_header
+
+    if is_adaptive(peek_header(path)):  # before its rows, which are not count rows
+        raise CLIError(f"--counts {path} was sampled adaptively (header mode=adaptive): "
+                       "fixed-n certificates are void under optional stopping; its rows hold "
+                       f"the adaptive decisions: give it as a file argument, 'topk-bounds "
+                       f"report {path} --out DIR'")
     data = io.read_counts(path)
     io.check_fixed_n(data.meta, path)
     delta = io.sampling_delta(data.meta, path, sigma=sigma)
@@ -160,9 +168,17 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out} exists and is not a directory")
 
+    from .adaptive import is_adaptive, peek_header, read_adaptive_file
+
+    adaptive = [path for path in args.tsv if is_adaptive(peek_header(path))]
+    if len(adaptive) > 1:
+        raise CLIError(f"give at most one adaptive file (their outputs would share names), got "
+                       f"{len(adaptive)}: {', '.join(adaptive)}")
+    found = read_adaptive_file(adaptive[0]) if adaptive else None
+    radii_files = [path for path in args.tsv if path not in adaptive]
     curves: list[_Curve] = []
-    for path in args.tsv:
-        curves += _curves_of_file(path, several=len(args.tsv) > 1)
+    for path in radii_files:
+        curves += _curves_of_file(path, several=len(radii_files) > 1)
     computed = None
     if args.counts:
         radii, labels, top1 = _certify_counts(args.counts, args.k, sigma=args.sigma,
@@ -199,9 +215,19 @@ def run(args: argparse.Namespace) -> int:
         plots = True
     except ImportError:
         plots = False
-    table = certified_accuracy_table({n: c.radius for n, c in zip(names, curves)}, args.grid)
-    files = report_files(table, out, digits=args.digits, title=args.title,
-                         max_radius=args.max_radius, plots=plots)
+    table = None
+    files: dict = {}
+    if curves:
+        table = certified_accuracy_table({n: c.radius for n, c in zip(names, curves)}, args.grid)
+        files = report_files(table, out, digits=args.digits, title=args.title,
+                             max_radius=args.max_radius, plots=plots)
+    summary = None
+    if found is not None:
+        from .adaptive import adaptive_report_files
+
+        adaptive_files = adaptive_report_files(found, out, title=args.title, plots=plots)
+        summary = adaptive_files[out / "adaptive.md"]
+        files.update(adaptive_files)
     if computed is not None:
         radii, labels, top1 = computed
         # no header line: the file stays byte-identical to the demo's radii.tsv
@@ -219,7 +245,10 @@ def run(args: argparse.Namespace) -> int:
         print("topk-bounds report: note: plots skipped, they need matplotlib (install "
               "topk-bounds[plot]); the tables were written", file=sys.stderr)
     if sys.stdout is not None:
-        print(table.to_markdown(args.digits))
+        if table is not None:
+            print(table.to_markdown(args.digits))
+        if summary is not None:
+            print(("\n" if table is not None else "") + summary, end="")
         for path in written:
             print(f"wrote {path}")
         sys.stdout.flush()
