@@ -22,6 +22,7 @@ import itertools
 import math
 import numbers
 import sys
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -386,8 +387,9 @@ class Request:
         # made the same call, and tells a rank that drew no block (fewer blocks than ranks)
         # how wide the counts are. Every rank sees the same extremes, so all raise together.
         mask = 2**62 - 1
-        same = torch.tensor([n_inputs, n, start, hash(tuple(self.indices)) & mask,
-                             self.entropy & mask, round(self.sigma * 2**40) & mask],
+        noise_key = zlib.crc32(repr(self.noise).encode())  # kind, sigma and grid; no str hash:
+        same = torch.tensor([n_inputs, n, start, hash(tuple(self.indices)) & mask,  # it is salted
+                             self.entropy & mask, round(self.sigma * 2**40) & mask, noise_key],
                             dtype=torch.int64, device=self.device)
         checksum = self.inputs.sum(dtype=torch.float64).reshape(1).view(torch.int64)
         same = torch.cat([same, checksum])
@@ -399,7 +401,7 @@ class Request:
         k = same.numel()
         if values[:k] != [-v for v in values[k:2 * k]]:
             raise ValueError("every rank must call sample_counts with the same inputs, "
-                             "indices, n, sigma and seed; the ranks' calls differ (this rank "
+                             "indices, n, sigma, noise and seed; the ranks' calls differ (this rank "
                              f"has {n_inputs} inputs and n={n})")
         columns_max = values[-1]
         if counts is None:

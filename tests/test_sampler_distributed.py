@@ -52,6 +52,13 @@ _WORKER = textwrap.dedent("""
         mismatch = "no error"
     except ValueError as exc:
         mismatch = str(exc)
+    try:  # gaussian noise on one rank, discrete on the other: both must refuse
+        grid_xs = torch.tensor([[0.0], [51 / 255]])
+        sample_counts(model, grid_xs, sigma=1.0, n=100, batch_size=100, seed=3,
+                      noise="discrete" if rank else "gaussian")
+        noise_mismatch = "no error"
+    except ValueError as exc:
+        noise_mismatch = str(exc)
     try:  # NaN logits on rank 0's share only: both ranks must raise the same error
         sample_counts(models.NaNAbove(-10.0 if rank == 0 else 10.0), xs[:1], sigma=1.0,
                       n=256, batch_size=100, seed=3)
@@ -59,7 +66,8 @@ _WORKER = textwrap.dedent("""
     except ModelError as exc:
         nan = str(exc)
     np.savez(f"{{out}}/rank{{rank}}.npz", seeded=seeded, unseeded=unseeded, idle=idle,
-             selection=two.selection, estimation=two.estimation, mismatch=mismatch, nan=nan)
+             selection=two.selection, estimation=two.estimation, mismatch=mismatch, nan=nan,
+             noise_mismatch=noise_mismatch)
     status = main(["sample", "--model", "_sampler_models:nearest_centre", "--inputs",
                    f"{{out}}/data.pt", "--sigma", "1.0", "--n", "300", "--batch", "64",
                    "--seed", "3", "--out", f"{{out}}/dist.txt", "--n0", "20", "--no-progress"])
@@ -117,6 +125,14 @@ def test_ranks_that_pass_different_inputs_all_raise_instead_of_summing_them(runs
     for rank in ranks:
         assert str(rank["mismatch"]).startswith("every rank must call sample_counts with the "
                                                 "same inputs"), str(rank["mismatch"])
+
+
+def test_ranks_that_draw_different_noise_all_raise(runs):
+    _, ranks = runs
+    for rank in ranks:
+        assert str(rank["noise_mismatch"]).startswith("every rank must call sample_counts "
+                                                      "with the same"), str(rank["noise_mismatch"])
+        assert "noise" in str(rank["noise_mismatch"])
 
 
 def test_nan_logits_on_one_rank_make_every_rank_raise_the_same_model_error(runs):

@@ -570,7 +570,8 @@ def check_fixed_n(meta: Mapping[str, str], path: str | os.PathLike) -> None:
     if meta.get("mode", "fixed") != "fixed":
         raise ValueError(f"{os.fsdecode(os.fspath(path))} was sampled adaptively (header "
                          f"mode={meta['mode']}): fixed-n certificates are void under optional "
-                         "stopping; certify it with the sequential procedure that sampled it")
+                         "stopping; its rows already hold the adaptive decisions (topk-bounds report "
+                         f"{os.fsdecode(os.fspath(path))} summarises them)")
 
 
 def sampling_delta(meta: Mapping[str, str], path: str | os.PathLike, *, sigma: float) -> float:

@@ -29,8 +29,8 @@ def main() -> None:
     radius = r_l * (1 + 1e-4)
     s = radius / SIGMA
     clf = worst_case_classifier(A, B, K, SIGMA, radius)
-    p_x = classifier_probabilities(clf, 0.0, n_labels=len(B))
-    p_s = classifier_probabilities(clf, s, n_labels=len(B))
+    p_x = classifier_probabilities(clf, 0.0, n_others=len(B))
+    p_s = classifier_probabilities(clf, s, n_others=len(B))
 
     colors = {-1: "#d62728", 0: "#1f77b4", 1: "#2ca02c", 2: "#9467bd", 3: "#8c564b"}
     names = {-1: "l", 0: "label 0", 1: "label 1", 2: "label 2", 3: "label 3"}
