@@ -86,6 +86,8 @@ This module imports torch only inside :func:`run`, so the other subcommands stay
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -780,7 +782,21 @@ class _Distributed:
     def close(self) -> None:
         if self.owned and not self.failed:
             self.dist.destroy_process_group()
+        elif self.owned:
+            # A collective that timed out may still be pending in gloo's threads: tearing
+            # the group down then, or letting the interpreter do it at exit, can abort the
+            # process (SIGABRT, "terminate called without an active exception") after its
+            # one line was printed. Leave at exit without running those destructors.
+            atexit.register(_exit_now, 2)
         self.owned = False
+
+
+def _exit_now(status: int) -> None:
+    """Flush what was printed and end the process at once (no C++ destructors run)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def _device(torch, device: str | None, local_rank: int):
