@@ -501,6 +501,10 @@ def _check_outputs(outputs: list[str], sources: list[str]) -> None:
         raise CLIError("--out must name a file, got an empty string")
     if out.endswith(("/", os.sep)) or os.path.isdir(out):
         raise CLIError(f"--out {out!r} is a directory; name the count file to write in it")
+    if out.lower().endswith((".npy", ".npz")):
+        raise CLIError(f"--out {out!r}: sample writes a text count file (row by row, so that "
+                       "it can resume) with its header; name it .txt, and convert it with "
+                       "topk_bounds.io.save_counts if you need .npy")
     for path in outputs:
         for source in sources:
             if os.path.exists(path) and os.path.exists(source) \

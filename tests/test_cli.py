@@ -340,6 +340,48 @@ def test_npy_count_files_certify_like_text(tmp_path, count_file, capsys):
     assert _table(npy_out)[2] == _table(text_out)[2]
 
 
+def test_npy_files_take_the_samplers_delta_from_the_command_line(tmp_path, capsys):
+    # a .npy array has no header: --delta gives the discrete sampler's slack explicitly
+    npy = io.save_counts(tmp_path / "c.npy", COUNTS, [0, 1, 0])
+    code, out, err = _run(_certify_args(npy, "--delta", "3.25e-4", k="2", sigma="0.5",
+                                        alpha="0.001"), capsys)
+    assert code == 0 and "delta=0.000325" in err
+    expected = certify(COUNTS, [0, 1, 0], k=2, sigma=0.5, alpha=0.001, delta=3.25e-4).radius
+    assert [float(r[2]) for r in _table(out)[2]] == expected.tolist()
+
+
+def test_delta_that_contradicts_the_header_is_refused(tmp_path, capsys):
+    path = tmp_path / "discrete.txt"
+    path.write_text(io.format_header("sample", {"sigma": "0.5", "noise": "discrete",
+                                                "delta": "1e-12"}) + "\n" + GOOD)
+    code, out, err = _run(_certify_args(path, "--delta", "0", sigma="0.5"), capsys)
+    assert code == 2 and out == "" and "records delta=1e-12, not --delta 0.0" in err
+
+
+def test_a_truncated_npy_file_is_named_with_the_missing_row(tmp_path, capsys):
+    npy = io.save_counts(tmp_path / "c.npy", np.tile(COUNTS, (10, 1)), [0, 1, 0] * 10)
+    data = npy.read_bytes()
+    npy.write_bytes(data[:-8 * 5 * 4])  # the last four rows (5 int64 columns each) cut off
+    code, _, err = _run(_certify_args(npy), capsys)
+    assert code == 2 and "the .npy file is truncated" in err and "array row 26" in err
+
+
+def test_reading_npy_files_in_chunks_keeps_memory_flat(tmp_path):
+    # peak memory of a fresh process reading 20x more rows grows by far less than the data
+    rng = np.random.default_rng(0)
+    sizes = (10_000, 200_000)
+    for rows in sizes:
+        io.save_counts(tmp_path / f"c{rows}.npy", rng.integers(1, 50, size=(rows, 101)),
+                       np.zeros(rows, dtype=int))  # 161 MB at 200,000 rows
+    code = ("import sys; from topk_bounds import io\n"
+            "for chunk in io.iter_counts(sys.argv[1]): pass\n"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
+    peaks = [int(subprocess.run([sys.executable, "-c", code, str(tmp_path / f"c{rows}.npy")],
+                                capture_output=True, text=True, check=True).stdout)
+             for rows in sizes]
+    assert peaks[1] - peaks[0] < 20 * 1024, peaks  # KiB; a memory map grew by the whole file
+
+
 @pytest.mark.parametrize(("array", "message"), [
     (np.array([[5, 5, 0], [1, 2, 3]]), "array row 1: label 3 is outside 0..1"),
     (np.array([[5, -5, 0]]), "array row 0: count -5 is negative"),

@@ -319,6 +319,7 @@ def test_a_model_raising_system_exit_is_one_line(workdir, capsys, model, message
     (dict(out="newdir/"), "--out 'newdir/' is a directory"),
     (dict(out="."), "--out '.' is a directory"),
     (dict(out="data.pt"), "--out 'data.pt' is the same file as 'data.pt'"),
+    (dict(out="counts.npy"), "--out 'counts.npy': sample writes a text count file"),
     (dict(n=str(10**13)), "--n must be at most 1e+12"),
 ])
 def test_cli_bad_arguments_are_one_line(workdir, capsys, change, message):

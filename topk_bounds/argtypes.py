@@ -12,8 +12,8 @@ import argparse
 import math
 from typing import Callable
 
-__all__ = ["CLIError", "finite_positive", "probability", "positive_int", "non_negative_int",
-           "float_list", "grid", "k_list"]
+__all__ = ["CLIError", "finite_positive", "probability", "slack", "positive_int",
+           "non_negative_int", "float_list", "grid", "k_list"]
 
 
 class CLIError(Exception):
@@ -45,6 +45,21 @@ def probability(name: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
         if not 0.0 < value < 1.0:
             raise argparse.ArgumentTypeError(f"{name} must lie in (0, 1), got {text!r}")
+        return value
+
+    return parse
+
+
+def slack(name: str) -> Callable[[str], float]:
+    """A number in [0, 1) (a total-variation distance, like a sampler's delta)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not 0.0 <= value < 1.0:
+            raise argparse.ArgumentTypeError(f"{name} must lie in [0, 1), got {text!r}")
         return value
 
     return parse

@@ -78,6 +78,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="how the probability bounds are estimated (default: simuem)")
     parser.add_argument("--out", help="write the table to this file (atomically) instead of "
                                       "stdout")
+    parser.add_argument("--delta", type=argtypes.slack("--delta"), default=None,
+                        help="the sampler's total-variation distance per sample, for a file "
+                             "whose header does not record it (e.g. a .npy array of "
+                             "discrete-noise counts); every bound is widened by it")
     parser.add_argument("--grid", type=argtypes.grid, default=[0.0, 0.25, 0.5, 0.75, 1.0],
                         help="comma-separated radii for the summary on stderr")
 
@@ -149,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                                           "counts": args.file, "topk_bounds": __version__})
     with io.iter_counts(args.file) as reader:
         io.check_fixed_n(reader.meta, args.file)
-        delta = io.sampling_delta(reader.meta, args.file, sigma=args.sigma)
+        delta = io.sampling_delta(reader.meta, args.file, sigma=args.sigma, delta=args.delta)
         if delta:
             header += f" delta={delta!r}"
         with (io.atomic_write(out) if out is not None else _spool()) as fh:

@@ -193,7 +193,7 @@ class CountReader:
         self.rows = 0
         self._chunk_bytes = chunk_bytes
         self._fh = open(path, "rb")
-        self._array = None
+        self._npy = None
         try:
             head = self._fh.read(max(chunk_bytes, 8))
             if head.startswith(_NPY_MAGIC):
@@ -216,7 +216,6 @@ class CountReader:
 
     def close(self) -> None:
         self._fh.close()
-        self._array = None
 
     def __repr__(self) -> str:
         return (f"CountReader({self.path!r}, format={self.format!r}, classes={self.classes}, "
@@ -395,28 +394,45 @@ class CountReader:
     # -- .npy files -----------------------------------------------------------------------
     def _open_npy(self) -> None:
         try:
-            array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            with open(self.path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(fh)
+                offset = fh.tell()
         except ValueError as exc:
             raise ValueError(f"{self.path}: not a readable .npy count file ({exc})") from None
-        if array.ndim != 2 or array.shape[1] < 3:
+        if len(shape) != 2 or shape[1] < 3:
             raise ValueError(f"{self.path}: a .npy count file must have shape (N, c + 1) with "
-                             f"c >= 2 (the counts, then the label), got shape {array.shape}")
-        if array.dtype.kind not in "iu":
+                             f"c >= 2 (the counts, then the label), got shape {shape}")
+        if dtype.kind not in "iu":
             raise ValueError(f"{self.path}: a .npy count file must hold integers, got dtype "
-                             f"{array.dtype}")
-        self._array = array
-        self.classes = array.shape[1] - 1
+                             f"{dtype}")
+        if fortran and shape[0] > 1:
+            raise ValueError(f"{self.path}: a .npy count file must be stored row by row (C "
+                             "order), got Fortran order; save it with numpy.ascontiguousarray")
+        self._npy = (shape, dtype, offset)
+        self.classes = shape[1] - 1
 
     def _npy_chunks(self) -> Iterator[CountFile]:
-        array = self._array
-        step = max(1, self._chunk_bytes // (array.shape[1] * array.itemsize))
-        for start in range(0, array.shape[0], step):
-            block = np.asarray(array[start:start + step])
+        # Each chunk is read into its own buffer (not a memory map of the whole file, whose
+        # pages would stay resident as the rows are read): memory stays flat in N.
+        (rows, cols), dtype, offset = self._npy
+        step = max(1, self._chunk_bytes // (cols * dtype.itemsize))
+        for start in range(0, rows, step):
+            m = min(step, rows - start)
+            block = np.fromfile(self.path, dtype=dtype, count=m * cols,
+                                offset=offset + start * cols * dtype.itemsize)
+            if block.size != m * cols:
+                raise ValueError(f"{self.path}: the .npy file is truncated (its header says "
+                                 f"{rows} rows, array row {start + block.size // cols} is "
+                                 "missing)")
+            block = block.reshape(m, cols)
             bad = _first_bad_row(block, None)
             if bad is not None:
                 message = _row_error(block[bad].tolist(), None)
                 raise ValueError(f"{self.path}: array row {start + bad}: {message}")
-            table = block.astype(np.int64)
+            table = block.astype(np.int64, copy=False)
             yield CountFile(counts=np.ascontiguousarray(table[:, :-1]),
                             labels=np.ascontiguousarray(table[:, -1]),
                             lines=np.arange(start + 1, start + 1 + table.shape[0], dtype=np.int64),
@@ -574,19 +590,23 @@ def check_fixed_n(meta: Mapping[str, str], path: str | os.PathLike) -> None:
                          f"{os.fsdecode(os.fspath(path))} summarises them)")
 
 
-def sampling_delta(meta: Mapping[str, str], path: str | os.PathLike, *, sigma: float) -> float:
+def sampling_delta(meta: Mapping[str, str], path: str | os.PathLike, *, sigma: float,
+                   delta: float | None = None) -> float:
     """What a count file's header commits its certificates to: the sampler's delta.
 
     A file written by ``topk-bounds sample`` records the noise level it was sampled at
     and, for exact discrete noise (``noise=discrete``), the total-variation distance
     ``delta`` per noisy sample between what was sampled and the Gaussian-smoothed
     classifier (``docs/soundness.md``). Certifying at another sigma would overstate
-    every radius by the ratio, so a ``sigma`` that differs from the header's is refused;
-    the header's ``delta`` is returned for :func:`topk_bounds.certify` to widen every
-    bound by (0.0 when the header has none).
+    every radius by the ratio, so a ``sigma`` that differs from the header's is refused.
+    The delta to widen every bound by (:func:`topk_bounds.certify`) is the header's;
+    ``delta`` (``certify --delta``) gives it for a file that records none, such as a
+    ``.npy`` array or a file from another tool, and must agree with a header that does.
 
     >>> sampling_delta({"kind": "sample", "sigma": "0.25", "noise": "discrete",
     ...                 "delta": "6.7e-14"}, "c.txt", sigma=0.25)
+    6.7e-14
+    >>> sampling_delta({}, "c.npy", sigma=0.25, delta=6.7e-14)  # no header: as given
     6.7e-14
     >>> sampling_delta({"kind": "sample", "sigma": "0.25"}, "c.txt", sigma=0.5)
     Traceback (most recent call last):
@@ -606,17 +626,22 @@ def sampling_delta(meta: Mapping[str, str], path: str | os.PathLike, *, sigma: f
                              "than the counts' would be wrong")
     text = meta.get("delta")
     if text is None:
+        if delta is not None:
+            return delta
         if meta.get("noise") == "discrete":
             raise ValueError(f"{name}: its header says noise=discrete but records no delta, "
-                             "so its certificates cannot account for the sampler")
+                             "so its certificates cannot account for the sampler (give --delta)")
         return 0.0
     try:
-        delta = float(text)
+        recorded_delta = float(text)
     except ValueError:
-        delta = math.nan
-    if not 0.0 <= delta < 1.0:
+        recorded_delta = math.nan
+    if not 0.0 <= recorded_delta < 1.0:
         raise ValueError(f"{name}: its header's delta={text!r} must be a number in [0, 1)")
-    return delta
+    if delta is not None and delta != recorded_delta:
+        raise ValueError(f"{name}: its header records delta={text}, not --delta {delta!r}; "
+                         "leave --delta out for a file that records it")
+    return recorded_delta
 
 
 def check_not_input(out: str | os.PathLike, inputs, option: str = "--out") -> None:
