@@ -34,9 +34,15 @@ Tail evaluation and its error bound
 * G for x <= ``SMALL_X_G``: the sum upward from j = x plus a geometric bound on the
   terms left out; the same kind of bound, with 6 (x + m) ulp for the m terms added.
 * otherwise scipy's ``betaincc`` / ``betainc`` (Boost's ibeta), whose relative errors
-  are *assumed* to be at most ``BOOST_RTOL_F`` / :func:`boost_rtol_g`;
-  ``tests/test_bounds.py`` measures them against the mpmath reference for n up to
-  1e12 and checks a safety factor of at least 10.
+  are *assumed* to be at most :func:`boost_rtol_f` / :func:`boost_rtol_g`;
+  ``tests/test_bounds.py`` measures them against the mpmath quadrature of
+  :mod:`topk_bounds._mp_beta` at float points next to the roots, for n up to 1e12 and
+  levels down to 1e-300, and checks a safety factor of at least 10. A ``betainc`` value
+  below ``BOOST_MIN`` (a tenth of ``limits.LEVEL_MIN``; every point next to a root lies
+  above it) proves nothing (its rtol is infinite): ``betainc(x, b, w)`` returns 0 for
+  true values of 1e-246 when b <= 39 and w is close to 1. Neither does either function
+  with equal parameters at a point below 1/2 whose complement is not a float
+  (:func:`_symmetric_trap`).
 
 The sums also give log T (no underflow far from the root) and the exact slope
 d log T / d log p from their last (first) term; for Boost's tails the slope comes from
@@ -56,12 +62,20 @@ from . import _float as fl
 SMALL_X = 128
 SMALL_X_G = 4096
 #: Relative error assumed for scipy.special.betaincc (the upper tail F) beyond SMALL_X:
-#: measured below 1e-13 for n up to 1e12, assumed 3.6e-12.
+#: at least BOOST_RTOL_F, and (sqrt(min(x + 1, n - x)) + 1) ulp for large counts
+#: (:func:`boost_rtol_f`). Over 6,900 points next to the roots (n up to 1e12, levels down
+#: to 1e-300) the error was at most 4e-13 at levels above 1e-13 and 2.4e-12 below (at
+#: x = 5.9e11), at least 30 times below the model everywhere.
 BOOST_RTOL_F = 2.0**-38
-#: Relative error assumed for scipy.special.betainc (the lower tail G) beyond SMALL_X_G:
-#: BOOST_G_COEF * (sqrt(x) + 1) ulp. It grows with the count: measured up to
-#: 8 sqrt(x) ulp (3.3e-10 at x = 1e11), assumed 16 times that.
-BOOST_G_COEF = 128.0
+#: Relative error assumed for scipy.special.betainc(x, b, w) (the lower tail G) beyond
+#: SMALL_X_G: BOOST_G_COEF * (sqrt(x (|log G| + 1)) + 1) ulp (:func:`boost_rtol_g`). It grows
+#: with the count and with the depth of the tail: over 7,000 points next to the roots
+#: (x > 128, n up to 1e12, levels down to 1e-300) the error was at most 4.9 times
+#: sqrt(x (|log G| + 1)) + 1 ulp, and up to 117 (sqrt(x) + 1) ulp at levels below 1e-13
+#: (the model before, 128 (sqrt(x) + 1) ulp, had been measured at levels >= 1e-9 only).
+BOOST_G_COEF = 64.0
+#: Boost values below this prove nothing (they may have underflowed).
+BOOST_MIN = 1e-301
 #: Rounds of the safeguarded solve for the bounds the fast path did not settle.
 _MAX_ROUNDS = 120
 #: A proven-safe candidate is also accepted when a proven-unsafe point lies this close.
@@ -182,7 +196,7 @@ def _tail(tail: str, x, n, p, logs: bool = True):
     else:
         small, a, b = x <= SMALL_X_G, x, n - x + 1.0
     value = np.empty_like(p)
-    rtol = np.full_like(p, BOOST_RTOL_F) if tail == "F" else boost_rtol_g(x)
+    rtol = np.empty_like(p)
     log_value = np.empty_like(p)
     log_slope = np.empty_like(p)
     if small.any():
@@ -191,16 +205,82 @@ def _tail(tail: str, x, n, p, logs: bool = True):
     big = ~small
     if big.any():
         ab, bb, pb = a[big], b[big], p[big]
-        value[big] = special.betaincc(ab, bb, pb) if tail == "F" else special.betainc(ab, bb, pb)
+        if tail == "F":
+            value[big] = v = special.betaincc(ab, bb, pb)
+            rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, boost_rtol_f(x[big], n[big], v))
+        else:
+            value[big] = v = special.betainc(ab, bb, pb)
+            rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, boost_rtol_g(ab, v))
         if logs:
             log_value[big] = np.log(value[big])
             log_slope[big] = _log_density(ab, bb, pb) + np.log(pb) - log_value[big]
     return value, rtol, log_value, log_slope
 
 
-def boost_rtol_g(x):
-    """The relative error assumed for ``scipy.special.betainc(x, n - x + 1, p)``."""
-    return BOOST_G_COEF * (np.sqrt(x) + 1.0) * fl.ULP
+def tail_pair(c_rep, x, n, z):
+    """``T = I_w(x, n - x + 1) = P(Bin(n, w) >= x)`` at ``w = z`` (where ``c_rep`` is False)
+    or at ``w = 1 - z`` (True: z is the complement c, and T the upper tail F of ``n - x``
+    at c), for ``2 <= x <= n - 1``.
+
+    Returns ``(value, rtol, log_value)`` as :func:`_tail`: G's direct sum for
+    ``x <= SMALL_X_G``, else scipy's ``betainc`` (:func:`boost_rtol_g`); F's direct sum for
+    ``n - x <= SMALL_X``, else ``betaincc`` (:func:`boost_rtol_f`). ``log_value`` is -inf
+    where Boost's value underflows, +inf for G's flag ``T > 1/2``.
+    """
+    value, rtol, log_value = np.empty_like(z), np.empty_like(z), np.empty_like(z)
+    y = n - x
+    f_sum = c_rep & (y <= SMALL_X)
+    g_sum = ~c_rep & (x <= SMALL_X_G)
+    f_big = c_rep & ~f_sum
+    g_big = ~c_rep & ~g_sum
+    if f_sum.any():
+        value[f_sum], rtol[f_sum], log_value[f_sum], _ = _cdf_small(y[f_sum], n[f_sum], z[f_sum])
+    if g_sum.any():
+        value[g_sum], rtol[g_sum], log_value[g_sum], _ = _sf_small(x[g_sum], n[g_sum], z[g_sum])
+    if f_big.any():
+        yb, nb, zb = y[f_big], n[f_big], z[f_big]
+        value[f_big] = v = special.betaincc(yb + 1.0, nb - yb, zb)
+        rtol[f_big] = np.where(_symmetric_trap(yb + 1.0, nb - yb, zb), np.inf, boost_rtol_f(yb, nb, v))
+    if g_big.any():
+        xb, nb, zb = x[g_big], n[g_big], z[g_big]
+        value[g_big] = v = special.betainc(xb, nb - xb + 1.0, zb)
+        rtol[g_big] = np.where(_symmetric_trap(xb, nb - xb + 1.0, zb), np.inf, boost_rtol_g(xb, v))
+    big = f_big | g_big
+    if big.any():
+        with np.errstate(divide="ignore"):
+            log_value[big] = np.log(value[big])
+    return value, rtol, log_value
+
+
+def _symmetric_trap(a, b, p):
+    """Where Boost's ibeta(a, b, p) is not to be trusted: a == b and p < 1/2 with 1 - p
+    not a float. There it works with 1 - p rounded and is off by about b 2**-54
+    (6e-5 at a = b = 5e11, 6e-6 at 5e10; ``tests/test_bounds.py``); one ulp away, or
+    with a != b, it is within its error bound."""
+    return (a == b) & (p < 0.5) & ((1.0 - (1.0 - p)) != p)
+
+
+def boost_rtol_g(x, value):
+    """The relative error assumed for ``value = scipy.special.betainc(x, b, p)`` (x > 128).
+
+    ``BOOST_G_COEF * (sqrt(x (|log value| + 1)) + 1)`` ulp; infinite (no proof) for a
+    value below ``BOOST_MIN``, where Boost may have underflowed (module docstring).
+    """
+    depth = np.abs(np.log(np.maximum(value, BOOST_MIN)))
+    rtol = BOOST_G_COEF * (np.sqrt(x * (depth + 1.0)) + 1.0) * fl.ULP
+    return np.where(value >= BOOST_MIN, rtol, np.inf)
+
+
+def boost_rtol_f(x, n, value):
+    """The relative error assumed for ``value = scipy.special.betaincc(x + 1, n - x, p)``
+    (x > 128): ``max(BOOST_RTOL_F, (sqrt(min(x + 1, n - x)) + 1) ulp)``.
+
+    Unlike ``betainc``, ``betaincc`` was not seen to underflow: at 1,110 points with
+    values below 1e-300 it agreed with the mpmath quadrature (to the subnormal ulp), so
+    a value of 0 still proves ``F <= beta``.
+    """
+    del value  # the same bound at every depth
+    return np.maximum(BOOST_RTOL_F, (np.sqrt(np.minimum(x + 1.0, n - x)) + 1.0) * fl.ULP)
 
 
 def _slope_at_level(tail: str, x, n, p, tau: float):
@@ -230,11 +310,11 @@ def _newton(tail: str, x, n, p, tau: float):
 def _rtol_guess(tail: str, x, n, p, tau: float):
     """The error bound :func:`_tail` will report near the root (sizes the first margin)."""
     if tail == "F":
-        small, big_rtol, extra = x <= SMALL_X, BOOST_RTOL_F, 0.0
+        small, big_rtol, extra = x <= SMALL_X, boost_rtol_f(x, n, tau), 0.0
     else:
         # G's sum runs about n p + 30 terms past x (measured), at most 1200
         mean = n * p
-        small, big_rtol, extra = x <= SMALL_X_G, boost_rtol_g(x), np.minimum(2.0 * mean + 8.0 * np.sqrt(mean) + 50.0, 1200.0)
+        small, big_rtol, extra = x <= SMALL_X_G, boost_rtol_g(x, tau), np.minimum(2.0 * mean + 8.0 * np.sqrt(mean) + 50.0, 1200.0)
     # p = 1 gives an infinite guess: the margin saturates
     direct = (2.0 * np.abs(n * np.log1p(-p)) + 2.0 * abs(np.log(tau)) + 6.0 * (x + extra) + 8.0) * fl.ULP
     return np.where(small, direct, big_rtol)
@@ -244,14 +324,16 @@ def _sides(tail: str, value, rtol, tau: float):
     """``(p >= root proven, p <= root proven)`` from T(p) = ``value`` and its error bound.
 
     T <= tau proven puts p above the root of a falling F, below that of a rising G.
-    A tail computed as 0 is below tau: F's sum is 0 only once its (accurate) log has
+    A sum computed as 0 is below tau: F's sum is 0 only once its (accurate) log has
     fallen below -745; G's sum also when its first term underflows, at p < 1e-308,
-    where G <= (n p)**x / x! < 1e-590 for x >= 2; Boost's relative error bound covers 0.
+    where G <= (n p)**x / x! < 1e-590 for x >= 2; so is Boost's F (:func:`boost_rtol_f`).
+    A ``betainc`` value below ``BOOST_MIN`` carries an infinite rtol and proves nothing (Boost returns 0 for some true values of 1e-246).
     G's sum is +inf only where G >= 1/2 (:func:`_sf_small`), above every tau <= 1/2.
     """
-    err = fl.up(value * rtol)
-    le = (value == 0.0) | (fl.up(value + err) <= tau)
-    gt = (value == np.inf) | (fl.down(value - err) > tau)
+    with np.errstate(invalid="ignore"):  # 0 * inf: a betainc value that underflowed
+        err = fl.up(value * rtol)
+        le = ((value == 0.0) & (rtol < np.inf)) | (fl.up(value + err) <= tau)
+        gt = (value == np.inf) | (fl.down(value - err) > tau)
     return (le, gt) if tail == "F" else (gt, le)
 
 

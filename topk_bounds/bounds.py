@@ -41,7 +41,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import _float as fl
-from ._cp_float import safe_quantile
+from ._cp_pair import safe_pair
 from .limits import DPS_MIN, LEVEL_MIN, N_MAX
 
 __all__ = [
@@ -199,29 +199,46 @@ def _check_internal(n, beta: float):
 # --------------------------------------------------------------------------------------
 # float64
 # --------------------------------------------------------------------------------------
-def _upper_float(x, n, beta):
-    """Safe (rounded-up) float64 upper bounds for validated int arrays."""
+def _pair_float(x, n, beta):
+    """``(lower(x), 1 - lower(x))`` in float64 for validated int arrays: lower bounds
+    rounded down, complements (``= upper(n - x)``) rounded up.
+
+    Both are the root of one equation, and :func:`topk_bounds._cp_pair.safe_pair` proves
+    both from one float point (for ``2 <= x <= n - 1``); the edges are closed forms. A
+    lower bound keeps full relative precision everywhere (solved directly where it is
+    small, as ``1 - c`` rounded down where it is within 2**-10 of 1), and so does the
+    complement.
+    """
     _check_internal(n, beta)
     x, n = np.broadcast_arrays(x, n)
-    out = np.ones(x.shape)
-    zero = x == 0
-    last = (x == n - 1) & (n > 1)
-    mid = (x > 0) & (x < n - 1)
-    if zero.any():
+    lower = np.zeros(x.shape)
+    comp = np.ones(x.shape)
+    full = x == n  # upper(0) = 1 - beta**(1/n), lower(n) = beta**(1/n)
+    one = (x == 1) & (n > 1)  # upper(n - 1) = (1 - beta)**(1/n), lower(1) = 1 - that
+    mid = (x > 1) & (x < n)
+    if full.any():
+        nf = n[full].astype(float)
         # 1 - beta**(1/n): log, divide and expm1 each within an ulp
-        closed = -np.expm1(np.log(beta) / n[zero].astype(float))
-        out[zero] = np.minimum(fl.up(closed * (1.0 + 8.0 * fl.ULP)), 1.0)
-    if last.any():
-        # (1 - beta)**(1/n) = exp(y): y = log1p(-beta) / n carries 2 ulps of |y|, exp one more
-        y = np.log1p(-beta) / n[last].astype(float)
-        out[last] = np.minimum(fl.up(np.exp(y) * (1.0 + (2.0 * np.abs(y) + 4.0) * fl.ULP)), 1.0)
+        comp[full] = np.minimum(fl.up(-np.expm1(np.log(beta) / nf) * (1.0 + 8.0 * fl.ULP)), 1.0)
+        # beta**(1/n) = exp(y): y carries 2 ulps of |y|, exp one more
+        y = np.log(beta) / nf
+        lower[full] = np.maximum(np.maximum(fl.down(1.0 - comp[full]), 0.0),
+                                 fl.down(np.exp(y) * (1.0 - (2.0 * np.abs(y) + 4.0) * fl.ULP)))
+    if one.any():
+        # (1 - beta)**(1/n) = exp(y), y = log1p(-beta) / n: y carries 2 ulps of |y|, exp
+        # one more; 1 - that = -expm1(y), whose relative condition number is below 1 for
+        # y < 0 (below 2.2e-308 the result is subnormal; the final step down covers it)
+        y = np.log1p(-beta) / n[one].astype(float)
+        comp[one] = np.minimum(fl.up(np.exp(y) * (1.0 + (2.0 * np.abs(y) + 4.0) * fl.ULP)), 1.0)
+        lower[one] = np.maximum(np.maximum(fl.down(1.0 - comp[one]), 0.0),
+                                fl.down(-np.expm1(y) * (1.0 - 8.0 * fl.ULP)))
     if mid.any():
-        out[mid] = _unique_map(safe_quantile, "upper", x[mid], n[mid], beta)
-    return out
+        lower[mid], comp[mid] = _unique_pairs(x[mid], n[mid], beta)
+    return lower, comp
 
 
-def _unique_map(func, kind, x, n, beta):
-    """``func(kind, x, n, beta)`` computed once per distinct (x, n) pair.
+def _unique_pairs(x, n, beta):
+    """:func:`~topk_bounds._cp_pair.safe_pair` computed once per distinct (x, n).
 
     Counts repeat a lot (many labels share small counts), and each bound is an
     elementwise computation, so this changes no value, only the cost.
@@ -232,45 +249,21 @@ def _unique_map(func, kind, x, n, beta):
     else:
         pairs, inverse = np.unique(np.stack([x.ravel(), n.ravel()], axis=1), axis=0, return_inverse=True)
         ux, un = pairs[:, 0], pairs[:, 1]
-    return func(kind, ux, un, beta)[inverse.reshape(x.shape)]
+    low, comp = safe_pair(ux, un, beta)
+    inverse = inverse.reshape(x.shape)
+    return low[inverse], comp[inverse]
 
 
-def _lower_float(x, n, beta, complement=None, direct_below: float = 1e-3):
-    """Safe (rounded-down) float64 lower bounds.
-
-    Two valid bounds are combined: 1 - upper(n - x) (pass ``complement = upper(n - x)``
-    if it is already known) and, where that is below ``direct_below``, the
-    beta-quantile of Beta(x, n - x + 1) solved directly. The first is precise in
-    absolute terms only: its error is that of the complement, up to ~1e-12 of it, so a
-    bound l formed that way is within ~1e-12 (1 - l) / l relative (1.5e-11 measured at
-    l = 2e-3, against 3.5e-13 solved directly). The public function solves every bound
-    below 1/2 directly (relative error ~1e-12 everywhere); certify() keeps the default
-    1e-3: on bench_certify's data (n = 1e5, a third of the labels between 1e-3 and 1/2)
-    ``direct_below=0.5`` made it 1.3 (c = 10) to 1.6 (c = 1000) times slower, the direct
-    sums of G running over up to x = 4096 terms.
-    """
-    _check_internal(n, beta)
+def _upper_float(x, n, beta):
+    """Safe (rounded-up) float64 upper bounds for validated int arrays: the complements
+    of the lower bounds of ``n - x``."""
     x, n = np.broadcast_arrays(x, n)
-    if complement is None:
-        complement = _upper_float(n - x, n, beta)
-    out = np.array(np.maximum(fl.down(1.0 - np.asarray(complement, dtype=float)), 0.0), dtype=float)
-    full = x == n
-    if full.any():
-        # beta**(1/n) = exp(y): y carries 2 ulps of |y|, exp one more
-        y = np.log(beta) / n[full].astype(float)
-        out[full] = np.maximum(out[full], fl.down(np.exp(y) * (1.0 - (2.0 * np.abs(y) + 4.0) * fl.ULP)))
-    one = (x == 1) & (n > 1)
-    if one.any():
-        # 1 - (1 - beta)**(1/n) = -expm1(y), y = log1p(-beta) / n: y carries 2 ulps of |y|
-        # and expm1 one more (its relative condition number is below 1 for y < 0); below
-        # 2.2e-308 the result is subnormal, and the final step down covers its rounding
-        y = np.log1p(-beta) / n[one].astype(float)
-        out[one] = np.maximum(out[one], fl.down(-np.expm1(y) * (1.0 - 8.0 * fl.ULP)))
-    direct = (x > 1) & (x < n) & (out < direct_below)
-    if direct.any():
-        out[direct] = np.maximum(out[direct], _unique_map(safe_quantile, "lower", x[direct], n[direct], beta))
-    out[x == 0] = 0.0
-    return out
+    return _pair_float(n - x, n, beta)[1]
+
+
+def _lower_float(x, n, beta):
+    """Safe (rounded-down) float64 lower bounds for validated int arrays."""
+    return _pair_float(x, n, beta)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -375,7 +368,7 @@ def clopper_pearson_lower(x, n, beta, *, dps=None):
     x, n, beta, dps = _validate(x, n, beta, dps)
     if dps is not None:
         return _mp_map("mp_cp_lower", x, n, beta, dps)
-    return _result(_lower_float(x, n, beta, direct_below=0.5))
+    return _result(_lower_float(x, n, beta))
 
 
 def clopper_pearson_lower_complement(x, n, beta, *, dps=None):

@@ -17,8 +17,8 @@ import numpy as np
 from scipy import special
 
 from . import _float as fl
-from ._cp_float import boost_rtol_g
-from .bounds import _lower_float, _upper_float
+from ._cp_float import BOOST_MIN, SMALL_X, _cdf_small, boost_rtol_g
+from .bounds import _pair_float, _upper_float
 from .limits import LEVEL_MIN, N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
@@ -439,9 +439,20 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     # the level of each bound, rounded down so it never exceeds alpha / (bounds covered)
     beta, _ = _check_level(alpha, method, k, n_classes)
     n_l = counts[rows, labels]
-    q_a = _upper_float(n - n_l, n, beta)  # 1 - lower(n_l) = upper(n - n_l): rounded up
-    a = _lower_float(n_l, n, beta, complement=q_a)  # rounded down
-    # two valid bounds each: take the tighter (the complement is precise near a = 1)
+    top = _top_other_counts(counts, labels, k) if method != "binocp" and k < n_classes else None
+    # one solve per distinct count: the label's lower bound a (rounded down) and its
+    # complement q_a = 1 - lower(n_l) = upper(n - n_l) (rounded up); for each competitor
+    # x, its upper bound b = 1 - lower(n - x) and lower(n - x) = 1 - b, which gives
+    # Phi^{-1}(b) precisely for b near 1
+    if top is None:
+        a, q_a = _pair_float(n_l, n, beta)
+    else:
+        n_col = n[:, None]
+        low, comp = _pair_float(np.concatenate([n_l, (n_col - top).ravel()]),
+                                np.concatenate([n, np.repeat(n, k)]), beta)
+        a, q_a = low[:n_rows], comp[:n_rows]
+        complement, b_top = low[n_rows:].reshape(n_rows, k), comp[n_rows:].reshape(n_rows, k)
+    # two valid bounds each: take the tighter
     with np.errstate(invalid="ignore"):
         z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
     q_a = np.minimum(q_a, fl.up(1.0 - a))
@@ -456,11 +467,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         radius = np.full(n_rows, np.inf)
     else:
         if method != "binocp":
-            top = _top_other_counts(counts, labels, k)
-            n_col = n[:, None]
-            b_top = _upper_float(top, n_col, beta)
             # Phi^{-1}(b) from the complement 1 - b = lower(n - x): precise for b near 1
-            complement = _lower_float(n_col - top, n_col, beta, complement=b_top)
             b_top, complement = _widen_upper(b_top, delta), _widen_lower(complement, delta)
             z_top = -fl.ndtri_lower(complement)
         else:
@@ -606,12 +613,37 @@ def _boundary_test(counts: np.ndarray, k: int):
     pvalue = np.ones(nk.shape)
     upper = np.ones(nk.shape)
     if pos.any():
-        x = nk[pos].astype(float)
-        # P(Bin(m, 1/2) >= x) = I_{1/2}(x, m - x + 1), regularized incomplete beta
-        pv = special.betainc(x, m[pos] - x + 1.0, 0.5)
+        x, y = nk[pos].astype(float), nk1[pos].astype(float)
+        # P(Bin(m, 1/2) >= x) = I_{1/2}(x, y + 1), regularized incomplete beta: Boost's
+        # betainc, or for y <= SMALL_X the exact sum P(Bin(m, 1/2) <= y) (betainc can
+        # return 0 for tiny values when y is small; so its values below BOOST_MIN prove
+        # nothing, and there the Chernoff bound exp(-m KL(x/m || 1/2)) serves)
+        pv = special.betainc(x, y + 1.0, 0.5)
+        up_pv = fl.up(pv * (1.0 + boost_rtol_g(x, pv)))
+        small = y <= SMALL_X
+        if small.any():
+            ys, ms = y[small], (x + y)[small]
+            value, rtol, _, _ = _cdf_small(ys, ms, np.full(ys.shape, 0.5))
+            pv[small] = value
+            up_pv[small] = fl.up(value * (1.0 + rtol))
+        tiny = ~small & (pv < BOOST_MIN)
+        if tiny.any():
+            up_pv[tiny] = _chernoff_upper(x[tiny], y[tiny])
         pvalue[pos] = pv
-        upper[pos] = fl.up(pv * (1.0 + boost_rtol_g(x)))
+        upper[pos] = np.minimum(up_pv, 1.0)
     return top, pvalue, upper
+
+
+def _chernoff_upper(x, y):
+    """An upper bound on P(Bin(x + y, 1/2) >= x) for x >= y: exp(-m KL(x/m || 1/2)) =
+    exp(-(x log(2x/m) + y log(2y/m))), its exponent raised by far more than its rounding."""
+    m = x + y
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ty = np.where(y > 0, y * np.log(2.0 * y / m), 0.0)
+    tx = x * np.log(2.0 * x / m)
+    exponent = -(tx + ty)
+    exponent = exponent + 1e-12 * (np.abs(tx) + np.abs(ty)) + 1e-300
+    return np.minimum(fl.up(np.exp(exponent) * (1.0 + 4.0 * fl.ULP)), 1.0)
 
 
 def predict(counts, *, k: int, alpha: float) -> PredictResult:
