@@ -223,14 +223,15 @@ def tail_pair(c_rep, x, n, z):
     at c), for ``2 <= x <= n - 1``.
 
     Returns ``(value, rtol, log_value)`` as :func:`_tail`: G's direct sum for
-    ``x <= SMALL_X_G``, else scipy's ``betainc`` (:func:`boost_rtol_g`); F's direct sum for
-    ``n - x <= SMALL_X``, else ``betaincc`` (:func:`boost_rtol_f`). ``log_value`` is -inf
-    where Boost's value underflows, +inf for G's flag ``T > 1/2``.
+    ``x <= SMALL_X``, else scipy's ``betainc`` (:func:`boost_rtol_g`; the caller holds a
+    point as w only where ``n - x > SMALL_X`` too, the range its error was measured in);
+    F's direct sum for ``n - x <= SMALL_X``, else ``betaincc`` (:func:`boost_rtol_f`).
+    ``log_value`` is -inf where Boost's value underflows, +inf for G's flag ``T > 1/2``.
     """
     value, rtol, log_value = np.empty_like(z), np.empty_like(z), np.empty_like(z)
     y = n - x
     f_sum = c_rep & (y <= SMALL_X)
-    g_sum = ~c_rep & (x <= SMALL_X_G)
+    g_sum = ~c_rep & (x <= SMALL_X)
     f_big = c_rep & ~f_sum
     g_big = ~c_rep & ~g_sum
     if f_sum.any():

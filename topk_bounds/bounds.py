@@ -34,9 +34,12 @@ References
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 from decimal import Decimal
 from fractions import Fraction
+from typing import Iterator
 
 import numpy as np
 
@@ -238,7 +241,8 @@ def _pair_float(x, n, beta):
 
 
 def _unique_pairs(x, n, beta):
-    """:func:`~topk_bounds._cp_pair.safe_pair` computed once per distinct (x, n).
+    """:func:`~topk_bounds._cp_pair.safe_pair` computed once per distinct (x, n), and not
+    at all for pairs held by an active :func:`_cache_bounds`.
 
     Counts repeat a lot (many labels share small counts), and each bound is an
     elementwise computation, so this changes no value, only the cost.
@@ -249,9 +253,77 @@ def _unique_pairs(x, n, beta):
     else:
         pairs, inverse = np.unique(np.stack([x.ravel(), n.ravel()], axis=1), axis=0, return_inverse=True)
         ux, un = pairs[:, 0], pairs[:, 1]
-    low, comp = safe_pair(ux, un, beta)
+    cache = _CACHE.get()
+    if cache is None:
+        low, comp = safe_pair(ux, un, beta)
+    else:
+        low, comp, miss = cache.lookup(beta, ux, un)
+        if miss.any():
+            low[miss], comp[miss] = new = safe_pair(ux[miss], un[miss], beta)
+            cache.store(beta, ux[miss], un[miss], *new)
     inverse = inverse.reshape(x.shape)
     return low[inverse], comp[inverse]
+
+
+class _PairCache:
+    """Proven ``(lower(x), 1 - lower(x))`` pairs by level and ``(n, x)``, at most
+    ``max_entries`` of them (then it stops taking new ones).
+
+    Keys are complex numbers ``n + x j`` (both exact in float64 below 2**53), which numpy
+    sorts by n, then x: lookups are one ``searchsorted``, insertions one merge.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = int(max_entries)
+        self.size = 0
+        self._tables: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def lookup(self, beta: float, x, n):
+        """``(lower, complement, miss)`` for sorted distinct pairs; NaN where missed."""
+        keys = n.astype(np.float64) + 1j * x.astype(np.float64)
+        lower, comp = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+        table = self._tables.get(beta)
+        if table is None:
+            return lower, comp, np.ones(x.shape, bool)
+        held, t_low, t_comp = table
+        idx = np.minimum(np.searchsorted(held, keys), held.size - 1)
+        hit = held[idx] == keys
+        lower[hit], comp[hit] = t_low[idx[hit]], t_comp[idx[hit]]
+        return lower, comp, ~hit
+
+    def store(self, beta: float, x, n, lower, comp) -> None:
+        room = self.max_entries - self.size
+        if room <= 0:
+            return
+        keys = (n.astype(np.float64) + 1j * x.astype(np.float64))[:room]
+        order = np.argsort(keys)  # np.insert keeps sorted order only for sorted keys
+        keys, lower, comp = keys[order], lower[:room][order], comp[:room][order]
+        held, t_low, t_comp = self._tables.get(beta, (np.empty(0, complex), np.empty(0), np.empty(0)))
+        at = np.searchsorted(held, keys)
+        self._tables[beta] = (np.insert(held, at, keys), np.insert(t_low, at, lower),
+                              np.insert(t_comp, at, comp))
+        self.size += keys.size
+
+
+_CACHE: contextvars.ContextVar[_PairCache | None] = contextvars.ContextVar("topk_bounds_pair_cache",
+                                                                          default=None)
+
+
+@contextlib.contextmanager
+def _cache_bounds(max_entries: int = 2**18) -> Iterator[_PairCache]:
+    """Within this context (per thread), float bounds already computed are reused.
+
+    For a caller that certifies a stream in chunks (``topk-bounds certify``): counts
+    repeat across the rows of a file, and a bound depends only on its own (x, n, level),
+    so reusing one changes no value. At most ``max_entries`` pairs are kept (32 bytes
+    each: 8 MiB by default).
+    """
+    cache = _PairCache(max_entries)
+    token = _CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _CACHE.reset(token)
 
 
 def _upper_float(x, n, beta):
