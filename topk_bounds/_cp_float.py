@@ -97,31 +97,63 @@ def _cdf_small(x, n, p):
     Returns ``(value, rtol, log_value, log_slope)``: the tail, a bound on its relative
     error, its log (finite where the value underflows) and log |d log F / d log p|,
     from the last term: p |F'| = (n - x) p pmf(x) / (1 - p).
-    Terms are relative to pmf_0; when they grow past 2**600 the running term and sum
-    are scaled down by that exact power of two and the scale is kept in logs.
+    The terms relative to pmf_0 are cumulative products of the ratios
+    r_j = ((n - j) / (j + 1)) (p / (1 - p)), 32 columns at a time, each block started
+    from the last term (one more rounding per term and block); where n p / (1 - p) <= 2**16
+    a block grows at most 2**512, and the running term and sum are scaled down by the
+    exact power of two 2**-400 before a block once the term exceeds 2**400 (the scale is
+    kept in logs). Elsewhere (p near 1) they go one term at a time, rescaled past 2**600.
     """
     log_p0 = n * np.log1p(-p)
     odds = p / (1.0 - p)
     term = np.ones_like(p)
     total = np.ones_like(p)
     log_scale = np.zeros_like(p)
-    for j in range(int(x.max()) if x.size else 0):
-        active = j < x
-        term = np.where(active, term * ((n - j) / (j + 1.0)) * odds, term)
-        total = np.where(active, total + term, total)
-        big = term > _BIG
-        if big.any():
-            term, total = np.where(big, term / _BIG, term), np.where(big, total / _BIG, total)
-            log_scale = log_scale + np.where(big, _LOG_BIG, 0.0)
+    blocks = (n * odds <= 2.0**16) | (x == 0)
+    idx_b = np.flatnonzero(blocks)
+    if idx_b.size:
+        xb, nb, ob = x[idx_b], n[idx_b], odds[idx_b]
+        tb, sb, lb = term[idx_b], total[idx_b], log_scale[idx_b]
+        for j0 in range(0, int(xb.max()), _CDF_BLOCK):
+            live = np.flatnonzero(xb > j0)  # the rows that still have terms to add
+            big = tb[live] > _CDF_BIG
+            if big.any():
+                k = live[big]
+                tb[k] /= _CDF_BIG
+                sb[k] /= _CDF_BIG
+                lb[k] += _LOG_CDF_BIG
+            js = j0 + _CDF_COLS
+            active = js < xb[live, None]
+            r = np.where(active, ((nb[live, None] - js) / (js + 1.0)) * ob[live, None], 1.0)
+            c = np.cumprod(r, axis=1) * tb[live, None]
+            sb[live] += np.where(active, c, 0.0).sum(axis=1)
+            tb[live] = c[:, -1]  # the ratios past x are 1: the last column is the last term
+        term[idx_b], total[idx_b], log_scale[idx_b] = tb, sb, lb
+    idx_l = np.flatnonzero(~blocks)
+    for j in range(int(x[idx_l].max()) if idx_l.size else 0):
+        live = idx_l[x[idx_l] > j]
+        term[live] = term[live] * ((n[live] - j) / (j + 1.0)) * odds[live]
+        total[live] += term[live]
+        big = live[term[live] > _BIG]
+        if big.size:
+            term[big] /= _BIG
+            total[big] /= _BIG
+            log_scale[big] += _LOG_BIG
     log_value = log_p0 + log_scale + np.log(total)
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
-    rtol = (2.0 * np.abs(log_p0) + 2.0 * log_scale + 2.0 * np.abs(log_value) + 6.0 * x + 8.0) * fl.ULP
+    # 6 x + 8 ulp as term by term, plus one rounding per term and block of 32
+    rtol = (2.0 * np.abs(log_p0) + 2.0 * log_scale + 2.0 * np.abs(log_value) + 6.0 * x
+            + np.ceil(x / _CDF_BLOCK) + 10.0) * fl.ULP
     with np.errstate(divide="ignore"):
         log_slope = np.log(p) + np.log(n - x) - np.log1p(-p) + np.log(term) - np.log(total)
     return value, rtol, log_value, log_slope
 
 
+_CDF_BLOCK = 32
+_CDF_COLS = np.arange(_CDF_BLOCK, dtype=float)
+_CDF_BIG = 2.0**400
+_LOG_CDF_BIG = 400.0 * np.log(2.0)
 _BLOCK = 64  # columns of the blockwise products in _sf_small
 
 

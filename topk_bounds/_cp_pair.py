@@ -215,12 +215,30 @@ def _fast(x, n, beta, lower, comp):
     margin = np.zeros(x.shape)
     todo = np.arange(x.size)
     for round_ in range(_ROUNDS):
-        cr, sg, z = c_rep[todo], sign[todo], z_all[todo]
+        cr, z = c_rep[todo], z_all[todo]
         value, rtol, log_value = tail_pair(cr, x[todo], n[todo], z)
-        # T <= beta proven: the point is a lower bound and 1 - it a complement (a value of
-        # 0 is never tight, so never accepted; a betainc value below BOOST_MIN has rtol = inf)
-        proven = fl.up(value + fl.up(value * rtol)) <= beta
         log_dens = _log_density(a_z[todo], b_z[todo], z, share[todo], mode[todo])
+        if round_:
+            # T <= beta proven: the point is a lower bound and 1 - it a complement (0 is
+            # never tight, so never accepted; a betainc value below BOOST_MIN has rtol =
+            # inf), tight: T within 8 margins' worth of beta, and the float held keeps the
+            # other bound precise: 1 - z at least _C_ACCEPT
+            proven = fl.up(value + fl.up(value * rtol)) <= beta
+            with np.errstate(over="ignore", invalid="ignore"):
+                spread = 8.0 * margin[todo] * np.exp(log_dens - log_value)
+            tight = (proven & (np.abs(value - beta) <= beta * spread) & (spread <= 0.25)
+                     & (margin[todo] < 1e-3) & (z <= 1.0 - _C_ACCEPT))
+            if tight.any():
+                k, zk = todo[tight], z[tight]
+                ck = cr[tight]
+                lower[k] = np.where(ck, fl.down(1.0 - zk), zk)
+                comp[k] = np.where(ck, zk, np.where(zk >= 0.5, 1.0 - zk, fl.up(1.0 - zk)))
+                keep = ~tight
+                todo, cr, z = todo[keep], cr[keep], z[keep]
+                value, rtol, log_value, log_dens = value[keep], rtol[keep], log_value[keep], log_dens[keep]
+            if todo.size == 0 or round_ == _ROUNDS - 1:
+                return todo
+        sg = sign[todo]
         nt = total[todo]
         dev = nt * (z - share[todo])  # N z - a: the density's slope in s is -sign * dev
         # for steering only: T = 0 (underflow) or the flag T > 1/2 of G's sum
@@ -228,19 +246,6 @@ def _fast(x, n, beta, lower, comp):
                              np.where(log_value > 0, np.log(0.5),
                                       log_dens - np.log(np.maximum(-sg * dev, 1.0))))
         g = np.exp(log_dens - log_value)  # d log T / ds
-        tight = np.zeros(todo.size, bool)
-        if round_:
-            spread = 8.0 * margin[todo] * g
-            # and the float held keeps the other bound precise: 1 - z at least _C_ACCEPT
-            tight = (proven & (np.abs(value - beta) <= beta * spread) & (spread <= 0.25)
-                     & (margin[todo] < 1e-3) & (z <= 1.0 - _C_ACCEPT))
-            if tight.any():
-                k, zk = todo[tight], z[tight]
-                ck = c_rep[k]
-                lower[k] = np.where(ck, fl.down(1.0 - zk), zk)
-                comp[k] = np.where(ck, zk, np.where(zk >= 0.5, 1.0 - zk, fl.up(1.0 - zk)))
-        if round_ == _ROUNDS - 1:
-            return todo[~tight]
         # the next point: the root estimated from here, moved down (in w) by the margin:
         # twice the error bound over the slope, plus two float spacings of z
         wz = np.where(cr, 1.0 - z, z)
@@ -249,15 +254,16 @@ def _fast(x, n, beta, lower, comp):
         m = (2.0 * np.minimum(rtol, 1e-3) + 8.0 * _ULP) / g + 2.0 * np.spacing(z) / (z * (1.0 - z))
         move = step - m
         ok = np.isfinite(move) & np.isfinite(m)
-        # small moves in log z, to the precision of z (the logit carries less); large ones
-        # in the logit
-        fine = ok & (np.abs(move) < 1e-3)
-        s_here = sg * (np.log(z) - np.log1p(-z))
-        far = np.clip(special.expit(sg * np.where(ok, s_here + move, s_here - 1.0)), _Z_MIN, _Z_MAX)
-        near = np.clip(z * np.exp(sg * (1.0 - z) * np.where(fine, move, 0.0)), _Z_MIN, _Z_MAX)
-        z_all[todo] = _exact_complement(np.where(fine, near, far), cr)
+        # the new point from z itself, expit(s + move) = z e / (1 + z (e - 1)) with
+        # e = exp(sign move): to the precision of z (the logit s carries less); very large
+        # moves through the logit
+        fine = ok & (np.abs(move) < 30.0)
+        e = sg * np.where(fine, move, 0.0)
+        new = z * np.exp(e) / (1.0 + z * np.expm1(e))
+        if not fine.all():
+            s_here = sg * (np.log(z) - np.log1p(-z))
+            far = special.expit(sg * np.where(ok, s_here + move, s_here - 1.0))
+            new = np.where(fine, new, far)
+        z_all[todo] = _exact_complement(np.clip(new, _Z_MIN, _Z_MAX), cr)
         margin[todo] = np.where(ok, m, 1.0)
-        todo = todo[~tight]
-        if todo.size == 0:
-            return todo
     return todo  # pragma: no cover - the loop returns
