@@ -101,13 +101,17 @@ def _check_counts(counts) -> tuple[np.ndarray, np.ndarray]:
         checked = arr
     else:
         raise ValueError(f"counts must hold integers, got dtype {arr.dtype}")
-    # reductions first (no temporary masks of the whole array); masks only to name a culprit
-    if kind != "u" and checked.size and checked.min() < 0:
+    # reductions first (no temporary masks of the whole array); masks only to name a culprit.
+    # For 8-byte integers one pass tells whether to look: as uint64 a negative count
+    # exceeds N_MAX too
+    suspect = not (kind in "iu" and checked.dtype.itemsize == 8 and checked.size
+                   and checked.view(np.uint64).max() <= N_MAX)
+    if suspect and kind != "u" and checked.size and checked.min() < 0:
         i = _first(checked < 0)
         value = checked.flat[i]
         value = int(value) if kind != "f" else float(value)
         raise ValueError(f"counts must be non-negative, got {_where(arr.shape, i)} = {value!r}")
-    if checked.size and checked.max() > N_MAX:
+    if suspect and checked.size and checked.max() > N_MAX:
         i = _first(checked > N_MAX)
         value = checked.flat[i]
         raise ValueError(_too_large(_where(arr.shape, i), int(value) if kind != "f" else float(value)))
