@@ -413,20 +413,25 @@ def test_boost_tail_errors_are_well_inside_the_assumed_bounds():
     assert worst_g * SAFETY <= 1.0, worst_g
 
 
-def test_a_betainc_value_that_underflowed_proves_nothing():
+def test_a_betainc_value_that_underflowed_is_replaced_by_a_rigorous_bound():
     """scipy's betainc returns 0 where the tail is 1.0e-300 (x = 999999979 of n = 1e9 at the
     level floor, w next to the root): counted as a proof of T <= beta (as before) it gave a
-    lower bound 7.7e-8 above the exact one. betaincc at the complement is accurate."""
+    lower bound 7.7e-8 above the exact one. Below BOOST_MIN the Chernoff bound stands in,
+    which can prove T <= beta where twice it is below, and never T > beta."""
     x, n = 999_999_979, 10**9
     c = 7.854125541287714e-07  # the complement of the root, from mp_cp_upper(21, n, 1e-300)
     w = 1.0 - c
     assert special.betainc(float(x), float(n - x + 1), w) == 0.0
     with mpmath.workdps(40):
-        assert _exact_tail(x, n - x + 1, mpmath.mpf(w)) > 0.99e-300
-    value, rtol, _ = _cp_float.tail_pair(np.array([False]), np.array([float(x)]), np.array([float(n)]),
-                                         np.array([w]))
-    assert value[0] == 0.0 and rtol[0] == np.inf
-    assert not _cp_float._sides("G", value, rtol, limits.LEVEL_MIN)[1][0]  # no side proven
+        exact = _exact_tail(x, n - x + 1, mpmath.mpf(w))
+        assert exact > 0.99e-300
+        for value, rtol, _, _ in [_cp_float._tail("G", np.array([float(x)]), np.array([float(n)]), np.array([w]))]:
+            assert mpmath.mpf(value[0]) >= exact and rtol[0] == 1.0
+            above, below = _cp_float._sides("G", value, rtol, limits.LEVEL_MIN)
+            assert not above[0] and not below[0]  # no side proven at the level floor
+        # far below the root the bound proves the side
+        value, rtol, _, _ = _cp_float._tail("G", np.array([float(x)]), np.array([float(n)]), np.array([1.0 - 1e-5]))
+        assert _cp_float._sides("G", value, rtol, limits.LEVEL_MIN)[1][0]
     with mpmath.workdps(40):
         assert mpmath.mpf(clopper_pearson_lower(x, n, limits.LEVEL_MIN)) <= mp_cp_lower(x, n, limits.LEVEL_MIN, 30)
 

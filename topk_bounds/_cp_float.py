@@ -1,4 +1,9 @@
-"""Clopper-Pearson quantiles in float64 that are *verified* to lie on the safe side.
+"""Clopper-Pearson quantiles in float64 that are *verified* to lie on the safe side: the
+tails and their error bounds, and the general solver.
+
+Most bounds are found by :mod:`topk_bounds._cp_pair` (both bounds of a count from one
+proof, with :func:`tail_pair`); this module's :func:`safe_quantile` takes the levels above
+1/2 and whatever that fast path leaves.
 
 ``scipy.special.betainccinv`` is usually accurate to an ulp, but not always: for n near
 1e9 and a handful of successes it can be off by 3e-9 relative, and for x near 1000 by
@@ -30,17 +35,20 @@ Tail evaluation and its error bound
 * F for x <= ``SMALL_X``: the sum of the binomial terms from j = 0, pmf_0 =
   exp(n log1p(-p)) and pmf_{j+1} = pmf_j (n - j) p / ((j + 1)(1 - p)). With correctly
   rounded basic operations and log1p, exp within an ulp, its relative error is at most
-  (2 |n log1p(-p)| + 2 |log F| + 6 x + 8) ulp: a rigorous bound.
-* G for x <= ``SMALL_X_G``: the sum upward from j = x plus a geometric bound on the
-  terms left out; the same kind of bound, with 6 (x + m) ulp for the m terms added.
+  (2 |n log1p(-p)| + 2 |log F| + 6 x + 8) ulp, plus one ulp per block of 32 terms: a
+  rigorous bound.
+* G for x <= ``SMALL_X_G`` (``SMALL_X`` in :func:`tail_pair`): the sum upward from j = x
+  plus a geometric bound on the terms left out; the same kind of bound, with 6 (x + m)
+  ulp for the m terms added.
 * otherwise scipy's ``betaincc`` / ``betainc`` (Boost's ibeta), whose relative errors
   are *assumed* to be at most :func:`boost_rtol_f` / :func:`boost_rtol_g`;
   ``tests/test_bounds.py`` measures them against the mpmath quadrature of
   :mod:`topk_bounds._mp_beta` at float points next to the roots, for n up to 1e12 and
   levels down to 1e-300, and checks a safety factor of at least 10. A ``betainc`` value
   below ``BOOST_MIN`` (a tenth of ``limits.LEVEL_MIN``; every point next to a root lies
-  above it) proves nothing (its rtol is infinite): ``betainc(x, b, w)`` returns 0 for
-  true values of 1e-246 when b <= 39 and w is close to 1. Neither does either function
+  above it) is not trusted: ``betainc(x, b, w)`` returns 0 for true values of 1e-246
+  when b <= 39 and w is close to 1. The Chernoff bound exp(-n KL(x/n || w)) replaces it
+  (:func:`chernoff_g`), which can only prove G <= beta. Neither does either function
   with equal parameters at a point below 1/2 whose complement is not a float
   (:func:`_symmetric_trap`).
 
@@ -241,8 +249,10 @@ def _tail(tail: str, x, n, p, logs: bool = True):
             value[big] = v = special.betaincc(ab, bb, pb)
             rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, boost_rtol_f(x[big], n[big], v))
         else:
-            value[big] = v = special.betainc(ab, bb, pb)
-            rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, boost_rtol_g(ab, v))
+            v = special.betainc(ab, bb, pb)
+            v, r = _underflow_guard(ab, n[big], pb, v, boost_rtol_g(ab, v))
+            value[big] = v
+            rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, r)
         if logs:
             log_value[big] = np.log(value[big])
             log_slope[big] = _log_density(ab, bb, pb) + np.log(pb) - log_value[big]
@@ -276,13 +286,41 @@ def tail_pair(c_rep, x, n, z):
         rtol[f_big] = np.where(_symmetric_trap(yb + 1.0, nb - yb, zb), np.inf, boost_rtol_f(yb, nb, v))
     if g_big.any():
         xb, nb, zb = x[g_big], n[g_big], z[g_big]
-        value[g_big] = v = special.betainc(xb, nb - xb + 1.0, zb)
-        rtol[g_big] = np.where(_symmetric_trap(xb, nb - xb + 1.0, zb), np.inf, boost_rtol_g(xb, v))
+        v = special.betainc(xb, nb - xb + 1.0, zb)
+        v, r = _underflow_guard(xb, nb, zb, v, boost_rtol_g(xb, v))
+        value[g_big] = v
+        rtol[g_big] = np.where(_symmetric_trap(xb, nb - xb + 1.0, zb), np.inf, r)
     big = f_big | g_big
     if big.any():
         with np.errstate(divide="ignore"):
             log_value[big] = np.log(value[big])
     return value, rtol, log_value
+
+
+def chernoff_g(x, n, p):
+    """A rigorous upper bound on G = P(Bin(n, p) >= x): exp(-n KL(x/n || p)) for
+    p <= x/n (1 above), its exponent lowered by far more than its rounding (1e-10 of the
+    terms' size, with every operation within a few ulp)."""
+    q = x / n
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t1 = x * (np.log(q) - np.log(p))
+        t2 = np.where(q < 1.0, (n - x) * (np.log1p(-q) - np.log1p(-p)), 0.0)
+        exponent = -(t1 + t2) + 1e-10 * (np.abs(t1) + np.abs(t2)) + 1e-300
+        bound = fl.up(np.exp(exponent) * (1.0 + 4.0 * fl.ULP))
+    return np.where(p < q, np.minimum(bound, 1.0), 1.0)
+
+
+def _underflow_guard(x, n, p, value, rtol):
+    """Where ``betainc`` returned less than ``BOOST_MIN`` (it may have underflowed, see the
+    module docstring), the Chernoff bound instead, with rtol = 1: an upper bound only,
+    so it can prove ``G <= beta`` (when twice it is below) and never ``G > beta``."""
+    low = value < BOOST_MIN
+    if low.any():
+        value = value.copy()
+        rtol = rtol.copy()
+        value[low] = chernoff_g(x[low], n[low], p[low])
+        rtol[low] = 1.0
+    return value, rtol
 
 
 def _symmetric_trap(a, b, p):
@@ -297,7 +335,8 @@ def boost_rtol_g(x, value):
     """The relative error assumed for ``value = scipy.special.betainc(x, b, p)`` (x > 128).
 
     ``BOOST_G_COEF * (sqrt(x (|log value| + 1)) + 1)`` ulp; infinite (no proof) for a
-    value below ``BOOST_MIN``, where Boost may have underflowed (module docstring).
+    value below ``BOOST_MIN``, where Boost may have underflowed (module docstring; the
+    tail evaluations put :func:`chernoff_g` there).
     """
     depth = np.abs(np.log(np.maximum(value, BOOST_MIN)))
     rtol = BOOST_G_COEF * (np.sqrt(x * (depth + 1.0)) + 1.0) * fl.ULP

@@ -10,11 +10,14 @@ it is a lower bound, and its distance to 1 is at least ``1 - w*``, a complement 
 upper bound of ``n - x``). :func:`safe_pair` finds such a point next to the root:
 
 1. *Which float.* The point is held as ``w`` itself, or as ``c = 1 - w`` where the root
-   lies within 2**-10 of 1 or ``n - x <= SMALL_X`` (then the exact sum of the upper tail
-   F of ``n - x`` is the cheaper proof). ``w`` gives lower = w and complement = 1 - w
-   (exact for w >= 1/2 by Sterbenz's lemma, so the complement is within 2**-53 absolute,
-   at most 2**-43 of itself, of a point evaluated exactly); ``c`` gives complement = c and
-   lower = 1 - c rounded down. Both keep full relative precision where it matters.
+   lies within 2**-10 of 1, and where ``n - x <= SMALL_X`` with ``x > SMALL_X`` (there F's
+   exact sum of ``n - x`` terms is the proof: Boost's errors were measured with both of
+   its parameters above ``SMALL_X``, and G's exact sum serves ``x <= SMALL_X``). ``w``
+   gives lower = w and complement = 1 - w (exact for w >= 1/2 by Sterbenz's lemma; points
+   in [1/4, 1/2) are moved onto the floats whose complement is a float, see
+   :func:`_exact_complement`); ``c`` gives complement = c and lower = 1 - c rounded down.
+   A point z is accepted only where ``1 - z >= 2**-11``, so the other bound is within
+   2**-42 relative of a float point evaluated exactly: both keep full relative precision.
 2. *Start.* The saddlepoint (Lugannani-Rice, in Barndorff-Nielsen's r* form)
    approximation of the Beta tail, ``T ~ Phi(r*)``, ``r* = r + log(u / r) / r`` with
    ``r = sign(w - x/N) sqrt(2 N KL(x/N || w))`` and ``u = (N w - x) sqrt(N / (x B))``
@@ -146,17 +149,20 @@ def _step(y, g, l1, l2, l3):
     return np.where(np.abs(y) < 0.25, series, t)
 
 
-def _exact_complement(z, c_rep):
-    """Points held as w in [1/4, 1/2) moved down onto the floats whose complement 1 - w
-    is a float too (multiples of 2**-53; at most 2**-51 relative): Boost's ibeta works
-    with 1 - w rounded, which at equal parameters costs it up to 6e-5 (see
-    :func:`topk_bounds._cp_float._symmetric_trap`), and the complement 1 - w is exact."""
+def _exact_complement(z, c_rep, up: bool):
+    """Points held as w in [1/4, 1/2) moved (down, or ``up``) onto the floats whose
+    complement 1 - w is a float too (multiples of 2**-53; at most 2**-51 relative):
+    Boost's ibeta works with 1 - w rounded, which at equal parameters costs it up to 6e-5
+    (see :func:`topk_bounds._cp_float._symmetric_trap`), and the complement 1 - w is exact."""
     snap = ~c_rep & (z >= 0.25) & (z < 0.5)
     if not snap.any():
         return z
     zs = z[snap]
     c = 1.0 - zs
-    c = np.where(1.0 - c > zs, fl.up(c), c)  # 1 - c <= z: the point only moves down
+    if up:  # 1 - c >= z
+        c = np.where(1.0 - c < zs, fl.down(c), c)
+    else:  # 1 - c <= z
+        c = np.where(1.0 - c > zs, fl.up(c), c)
     out = z.copy()
     out[snap] = 1.0 - c
     return out
@@ -177,11 +183,17 @@ def safe_pair(x, n, beta: float):
         raise ValueError("safe_pair needs 2 <= x <= n - 1")
     lower = np.full(x.shape, np.nan)
     comp = np.full(x.shape, np.nan)
-    if beta <= 0.5 and x.size:
+    if x.size:
         with np.errstate(all="ignore"):  # far from the root tails vanish or overflow: handled
-            rest = _fast(x, n, beta, lower, comp)
+            if beta <= 0.5:
+                rest = _fast(x, n, beta, lower, comp, up=False)
+            else:
+                # 1 - I_w(x, n - x + 1) = I_c(n - x + 1, x) with c = 1 - w: the complement
+                # is the root of the mirrored count at the exact level 1 - beta (Sterbenz),
+                # and a point proven at or above it is a complement; 1 - it a lower bound
+                rest = _fast(n - x + 1.0, n, 1.0 - beta, comp, lower, up=True)
     else:
-        rest = np.arange(x.size)
+        rest = np.arange(0)
     if rest.size:  # as before the fast path: the complement, and lower bounds below 1/2 directly
         xr, nr = x[rest], n[rest]
         comp[rest] = up = safe_quantile("upper", nr - xr, nr, beta)
@@ -193,9 +205,12 @@ def safe_pair(x, n, beta: float):
     return lower, comp
 
 
-def _fast(x, n, beta, lower, comp):
-    """The fast path of :func:`safe_pair`; fills ``lower`` and ``comp`` where it settles a
-    bound and returns the indices it leaves."""
+def _fast(x, n, beta, lower, comp, up: bool):
+    """The fast path of :func:`safe_pair`: a float point w next to the root of
+    I_w(x, n - x + 1) = beta proven at or below it (``up`` False: ``lower`` gets w rounded
+    down, ``comp`` gets 1 - w rounded up) or at or above it (``up`` True: ``lower`` gets w
+    rounded up, ``comp`` 1 - w rounded down; the caller passes its arrays swapped, for
+    the mirrored count). Returns the indices it leaves."""
     b = n - x + 1.0
     total = x + b
     s0 = _start(x, b, beta)
@@ -206,7 +221,8 @@ def _fast(x, n, beta, lower, comp):
     small_x, small_y = x <= SMALL_X, n - x <= SMALL_X
     c_rep = (s0 > _U_C_REP) | (small_y & (~small_x | (s0 > 0.0)))
     sign = np.where(c_rep, -1.0, 1.0)  # z = expit(sign * s), s = logit(w)
-    z_all = _exact_complement(np.clip(special.expit(sign * s0), _Z_MIN, _Z_MAX), c_rep)
+    z_all = _exact_complement(np.clip(special.expit(sign * s0), _Z_MIN, _Z_MAX), c_rep, up)
+    side = 1.0 if up else -1.0  # the margin moves the point up (in w) or down
     # the density in the representation's variable: z^a (1 - z)^b' / B
     a_z = np.where(c_rep, b, x)
     b_z = np.where(c_rep, x, b)
@@ -223,7 +239,10 @@ def _fast(x, n, beta, lower, comp):
             # never tight, so never accepted; a betainc value below BOOST_MIN has rtol =
             # inf), tight: T within 8 margins' worth of beta, and the float held keeps the
             # other bound precise: 1 - z at least _C_ACCEPT
-            proven = fl.up(value + fl.up(value * rtol)) <= beta
+            if up:  # T >= beta proven: the point is at or above the root
+                proven = fl.down(value - fl.up(value * rtol)) >= beta
+            else:
+                proven = fl.up(value + fl.up(value * rtol)) <= beta
             with np.errstate(over="ignore", invalid="ignore"):
                 spread = 8.0 * margin[todo] * np.exp(log_dens - log_value)
             tight = (proven & (np.abs(value - beta) <= beta * spread) & (spread <= 0.25)
@@ -231,8 +250,9 @@ def _fast(x, n, beta, lower, comp):
             if tight.any():
                 k, zk = todo[tight], z[tight]
                 ck = cr[tight]
-                lower[k] = np.where(ck, fl.down(1.0 - zk), zk)
-                comp[k] = np.where(ck, zk, np.where(zk >= 0.5, 1.0 - zk, fl.up(1.0 - zk)))
+                toward, away = (fl.up, fl.down) if up else (fl.down, fl.up)
+                lower[k] = np.where(ck, toward(1.0 - zk), zk)
+                comp[k] = np.where(ck, zk, np.where(zk >= 0.5, 1.0 - zk, away(1.0 - zk)))
                 keep = ~tight
                 todo, cr, z = todo[keep], cr[keep], z[keep]
                 value, rtol, log_value, log_dens = value[keep], rtol[keep], log_value[keep], log_dens[keep]
@@ -246,13 +266,13 @@ def _fast(x, n, beta, lower, comp):
                              np.where(log_value > 0, np.log(0.5),
                                       log_dens - np.log(np.maximum(-sg * dev, 1.0))))
         g = np.exp(log_dens - log_value)  # d log T / ds
-        # the next point: the root estimated from here, moved down (in w) by the margin:
-        # twice the error bound over the slope, plus two float spacings of z
+        # the next point: the root estimated from here, moved to the safe side (in w) by
+        # the margin: twice the error bound over the slope, plus two float spacings of z
         wz = np.where(cr, 1.0 - z, z)
         l2 = -nt * wz * (1.0 - wz)
         step = _step(log_beta - log_value, g, -sg * dev, l2, l2 * (1.0 - 2.0 * wz))
         m = (2.0 * np.minimum(rtol, 1e-3) + 8.0 * _ULP) / g + 2.0 * np.spacing(z) / (z * (1.0 - z))
-        move = step - m
+        move = step + side * m
         ok = np.isfinite(move) & np.isfinite(m)
         # the new point from z itself, expit(s + move) = z e / (1 + z (e - 1)) with
         # e = exp(sign move): to the precision of z (the logit s carries less); very large
@@ -264,6 +284,6 @@ def _fast(x, n, beta, lower, comp):
             s_here = sg * (np.log(z) - np.log1p(-z))
             far = special.expit(sg * np.where(ok, s_here + move, s_here - 1.0))
             new = np.where(fine, new, far)
-        z_all[todo] = _exact_complement(np.clip(new, _Z_MIN, _Z_MAX), cr)
+        z_all[todo] = _exact_complement(np.clip(new, _Z_MIN, _Z_MAX), cr, up)
         margin[todo] = np.where(ok, m, 1.0)
     return todo  # pragma: no cover - the loop returns

@@ -16,7 +16,9 @@ directly, as the upper bound of the other tail: 1 - lower(x) = upper(n - x).
 
 Float64 results are on the safe side: lower bounds at most, upper bounds and complements
 at least the exact value, each verified by evaluating the binomial tail with a bounded
-error (:mod:`topk_bounds._cp_float`), and within 2e-12 relative of it. A bound that
+error, and within 2e-12 relative of it. A lower bound and its complement are the same
+root, proven by one tail evaluation (:mod:`topk_bounds._cp_pair`; the general solver of
+:mod:`topk_bounds._cp_float` takes what that leaves, and levels above 1/2). A bound that
 cannot be found raises ``ArithmeticError``; it is never replaced by the trivial 0 or 1.
 With ``dps=N`` the bounds are computed with mpmath to N digits
 (:mod:`topk_bounds._mp_beta`), rounded toward the safe side too.
@@ -423,9 +425,10 @@ def clopper_pearson_lower(x, n, beta, *, dps=None):
     float or ndarray or mpmath.mpf
         ``l`` with P(Bin(n, p) >= x) = beta at p = l, the beta-quantile of
         Beta(x, n - x + 1). The float64 result is never above ``l`` and within
-        2e-12 relative of it (7.2e-13 at worst in the edge sweep): solved directly below
-        1/2 (below 2.2e-308, possible only for x = 1, within 1e-323 absolute), as
-        ``1 - complement`` above. The ``dps``
+        2e-12 relative of it (EDGE_LOWER at worst in the edge sweep): solved for directly
+        (below 2.2e-308, possible only for x = 1, within 1e-323 absolute); within 2**-10
+        of 1 as ``1 - complement`` rounded down, where that keeps full relative precision
+        (the same proof gives both, :mod:`topk_bounds._cp_pair`). The ``dps``
         result is solved directly too (a bound of 1e-22 keeps all its digits), rounded
         down, within ``2**(3 - prec)`` of ``l``.
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import special
 
 from . import _float as fl
-from ._cp_float import BOOST_MIN, SMALL_X, _cdf_small, boost_rtol_g
+from ._cp_float import BOOST_MIN, SMALL_X, _cdf_small, boost_rtol_g, chernoff_g
 from .bounds import _pair_float, _upper_float
 from .limits import LEVEL_MIN, N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
@@ -623,7 +623,8 @@ def _boundary_test(counts: np.ndarray, k: int):
         # return 0 for tiny values when y is small; so its values below BOOST_MIN prove
         # nothing, and there the Chernoff bound exp(-m KL(x/m || 1/2)) serves)
         pv = special.betainc(x, y + 1.0, 0.5)
-        up_pv = fl.up(pv * (1.0 + boost_rtol_g(x, pv)))
+        with np.errstate(invalid="ignore"):  # 0 * inf where betainc underflowed: replaced below
+            up_pv = fl.up(pv * (1.0 + boost_rtol_g(x, pv)))
         small = y <= SMALL_X
         if small.any():
             ys, ms = y[small], (x + y)[small]
@@ -632,22 +633,10 @@ def _boundary_test(counts: np.ndarray, k: int):
             up_pv[small] = fl.up(value * (1.0 + rtol))
         tiny = ~small & (pv < BOOST_MIN)
         if tiny.any():
-            up_pv[tiny] = _chernoff_upper(x[tiny], y[tiny])
+            up_pv[tiny] = chernoff_g(x[tiny], (x + y)[tiny], np.full(int(tiny.sum()), 0.5))
         pvalue[pos] = pv
         upper[pos] = np.minimum(up_pv, 1.0)
     return top, pvalue, upper
-
-
-def _chernoff_upper(x, y):
-    """An upper bound on P(Bin(x + y, 1/2) >= x) for x >= y: exp(-m KL(x/m || 1/2)) =
-    exp(-(x log(2x/m) + y log(2y/m))), its exponent raised by far more than its rounding."""
-    m = x + y
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ty = np.where(y > 0, y * np.log(2.0 * y / m), 0.0)
-    tx = x * np.log(2.0 * x / m)
-    exponent = -(tx + ty)
-    exponent = exponent + 1e-12 * (np.abs(tx) + np.abs(ty)) + 1e-300
-    return np.minimum(fl.up(np.exp(exponent) * (1.0 + 4.0 * fl.ULP)), 1.0)
 
 
 def predict(counts, *, k: int, alpha: float) -> PredictResult:
