@@ -84,6 +84,9 @@ def test_float_upper_bound_is_never_below_the_exact_bound_and_within_1e11(case):
 @example((2, 1499057, 1e-300))  # scipy's inverse is nan
 @example((5, 2522, 0.6))  # 2e-3: as 1 - complement it was 1.5e-11 off
 @example((128, 108241720, 0.999999999))  # levels near 1: the other tail (was 4.5e-5 off)
+@example((1000, 524511858127, 0.8677521997065831))  # the complement was the trivial 1.0
+@example((3, 10, 1e-30))  # 2e-11, near 1 as a complement: was formed as 1 - c (1e-5 off)
+@example((500_000_000_000, 999_999_999_999, 1e-3 / 3))  # a == b: Boost 6e-5 off below 1/2
 def test_float_lower_bound_and_its_complement_are_on_the_safe_side(case):
     x, n, beta = case
     low = clopper_pearson_lower(x, n, beta)
