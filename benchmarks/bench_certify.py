@@ -362,10 +362,11 @@ def main(argv=None) -> int:
                              f"{nv['naive_above_ours']:,}"] for nv in naive_cases], "rrrrrrrr")
           + "\nThe naive radii are neither rounded to the safe side nor proven: they exceed "
           "certify's in the inputs of the last column, by at most the max abs diff, which is "
-          "also how closely the two agree. Most of certify's time is the verified "
-          "Clopper-Pearson bounds (two special-function evaluations per distinct count, "
-          "against one per count for the naive code); counts repeat more in larger batches, "
-          "so the ratio falls as the batch grows.\n")
+          "also how closely the two agree. certify's verified Clopper-Pearson bounds cost "
+          "two evaluations of `betainc` per distinct count, for both the bound and its "
+          "complement (`topk_bounds._cp_pair`); the naive code calls scipy's inverse "
+          "(`beta.ppf` / `isf`, several such evaluations each) once per count. Counts "
+          "repeat more in larger batches, so the ratio falls as the batch grows.\n")
     data = {"benchmark": "certify", "quick": args.quick, "seed": args.seed, "machine": info,
             "sigma": SIGMA, "alpha": ALPHA, "repeats": repeats, "baseline_repeats": base_repeats,
             "cases": cases, "naive": naive_cases}

@@ -11,8 +11,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import special
 
-from topk_bounds import _cp_float, _float, certify, limits
+from topk_bounds import _cp_float, _cp_pair, _float, certify, limits
 from topk_bounds import clopper_pearson_lower, clopper_pearson_lower_complement, clopper_pearson_upper
+from topk_bounds import _mp_beta
 from topk_bounds._mp_beta import mp_cp_lower, mp_cp_upper
 
 # Float bounds agree with the exact ones to this relative error (the margins of
@@ -83,6 +84,9 @@ def test_float_upper_bound_is_never_below_the_exact_bound_and_within_1e11(case):
 @example((2, 1499057, 1e-300))  # scipy's inverse is nan
 @example((5, 2522, 0.6))  # 2e-3: as 1 - complement it was 1.5e-11 off
 @example((128, 108241720, 0.999999999))  # levels near 1: the other tail (was 4.5e-5 off)
+@example((1000, 524511858127, 0.8677521997065831))  # the complement was the trivial 1.0
+@example((3, 10, 1e-30))  # 2e-11, near 1 as a complement: was formed as 1 - c (1e-5 off)
+@example((500_000_000_000, 999_999_999_999, 1e-3 / 3))  # a == b: Boost 6e-5 off below 1/2
 def test_float_lower_bound_and_its_complement_are_on_the_safe_side(case):
     x, n, beta = case
     low = clopper_pearson_lower(x, n, beta)
@@ -278,8 +282,9 @@ def test_certify_no_longer_loses_inputs_where_scipys_inverse_is_badly_wrong(row,
 
 
 def test_a_bound_that_cannot_be_found_raises_naming_x_n_and_beta(monkeypatch):
-    """Starve the safeguarded solve of rounds: it must fail loudly, never return 0 or 1."""
+    """Starve both solvers of rounds: they must fail loudly, never return 0 or 1."""
     monkeypatch.setattr(_cp_float, "_MAX_ROUNDS", 1)
+    monkeypatch.setattr(_cp_pair, "_ROUNDS", 1)  # the fast path hands every bound on
     with pytest.raises(ArithmeticError, match=r"lower bound for x = 1000, n = 10000000000, beta = 0.001 "
                                               r"could not be found"):
         _cp_float.safe_quantile("lower", np.array([1000.0]), np.array([1e10]), 1e-3)
@@ -359,37 +364,79 @@ def test_log_ndtr_error_is_well_inside_the_assumed_bound():
     assert worst * SAFETY <= 1.0, worst
 
 
+def _exact_tail(a: int, b: int, w):
+    """I_w(a, b) for a real w (an mpf) by the quadrature of topk_bounds._mp_beta (30 digits)."""
+    log_beta_fn = mpmath.loggamma(a) + mpmath.loggamma(b) - mpmath.loggamma(a + b)
+    log_t, _, _ = _mp_beta._log_tail_minus(mpmath.mpf(a - 1), mpmath.mpf(b - 1), w, 1 - w, mpmath.log(w),
+                                           mpmath.log(1 - w), log_beta_fn, 0, False, 30)
+    return mpmath.exp(log_t)
+
+
 def _boost_forward_errors(seed: int, count: int):
-    """Relative errors of scipy's betaincc / betainc at the exact quantiles' float64
-    roundings, against the mpmath quantile and a first-order correction for the rounding."""
+    """Relative errors of scipy's betaincc / betainc, each over the error bound
+    topk_bounds._cp_float assumes for it, at float points next to exact roots, against
+    the mpmath quadrature of the tail at those very points.
+
+    Root: w = lower(x) for x successes of n (both x and n - x above SMALL_X), at levels
+    down to the floor (half of them below 1e-12, where the errors grow). Points: the float
+    w (betainc, as G's proofs and the pair path use it), the float c = 1 - w (betaincc:
+    the upper tail F of n - x, as its proofs use it) and 1 - c (betainc on the grid of
+    complements that topk_bounds._cp_pair uses near 1).
+    """
     rng = np.random.default_rng(seed)
     worst_f = worst_g = 0.0
     with mpmath.workdps(40):
-        for _ in range(count):
+        for i in range(count):
             n = int(10 ** rng.uniform(3, 12))
             x = int(rng.integers(_cp_float.SMALL_X + 1, n - _cp_float.SMALL_X - 1))
-            beta = float(10 ** rng.uniform(-9, -1))
-            for tail in ("F", "G"):
-                a, b = (x + 1, n - x) if tail == "F" else (x, n - x + 1)
-                q = mp_cp_upper(x, n, beta, 40) if tail == "F" else 1 - mp_cp_upper(n - x, n, beta, 40)
-                qf = float(q)
-                log_dens = ((a - 1) * mpmath.log(q) + (b - 1) * mpmath.log1p(-q)
-                            - mpmath.loggamma(a) - mpmath.loggamma(b) + mpmath.loggamma(a + b))
-                shift = mpmath.exp(log_dens) * (mpmath.mpf(qf) - q)
-                if tail == "F":
-                    exact, got = mpmath.mpf(beta) - shift, special.betaincc(a, b, qf)
-                    worst_f = max(worst_f, abs(float(got / exact - 1)))
-                else:
-                    exact, got = mpmath.mpf(beta) + shift, special.betainc(a, b, qf)
-                    # relative to the assumed model, which grows like sqrt(x)
-                    worst_g = max(worst_g, abs(float(got / exact - 1)) / float(_cp_float.boost_rtol_g(x)))
+            beta = float(10 ** rng.uniform(-300, -12) if i % 2 else 10 ** rng.uniform(-12, np.log10(0.5)))
+            a, b = x, n - x + 1
+            w = mp_cp_lower(x, n, beta, 30)
+            wf, cf = float(w), float(1 - w)
+            got = special.betainc(float(a), float(b), wf)
+            rel = abs(float(got / _exact_tail(a, b, mpmath.mpf(wf)) - 1))
+            worst_g = max(worst_g, rel / float(_cp_float.boost_rtol_g(np.array([a]), np.array([got]))[0]))
+            got = special.betaincc(float(b), float(a), cf)
+            rel = abs(float(got / _exact_tail(a, b, 1 - mpmath.mpf(cf)) - 1))
+            worst_f = max(worst_f, rel / float(_cp_float.boost_rtol_f(np.array([b - 1.0]), np.array([n]),
+                                                                      np.array([got]))[0]))
+            wq = 1.0 - cf
+            got = special.betainc(float(a), float(b), wq)
+            rel = abs(float(got / _exact_tail(a, b, mpmath.mpf(wq)) - 1))
+            worst_g = max(worst_g, rel / float(_cp_float.boost_rtol_g(np.array([a]), np.array([got]))[0]))
     return worst_f, worst_g
 
 
 def test_boost_tail_errors_are_well_inside_the_assumed_bounds():
-    worst_f, worst_g = _boost_forward_errors(seed=9, count=12)
-    assert worst_f * SAFETY <= _cp_float.BOOST_RTOL_F, worst_f
+    """Measured over 7,000 such points (levels down to 1e-300): at most 1/30 (F) and
+    1/13 (G) of the bounds; 128 (sqrt(x) + 1) ulp, the G bound before, was reached to
+    within 10% below 1e-13."""
+    worst_f, worst_g = _boost_forward_errors(seed=9, count=24)
+    assert worst_f * SAFETY <= 1.0, worst_f
     assert worst_g * SAFETY <= 1.0, worst_g
+
+
+def test_a_betainc_value_that_underflowed_is_replaced_by_a_rigorous_bound():
+    """scipy's betainc returns 0 where the tail is 1.0e-300 (x = 999999979 of n = 1e9 at the
+    level floor, w next to the root): counted as a proof of T <= beta (as before) it gave a
+    lower bound 7.7e-8 above the exact one. Below BOOST_MIN the Chernoff bound stands in,
+    which can prove T <= beta where twice it is below, and never T > beta."""
+    x, n = 999_999_979, 10**9
+    c = 7.854125541287714e-07  # the complement of the root, from mp_cp_upper(21, n, 1e-300)
+    w = 1.0 - c
+    assert special.betainc(float(x), float(n - x + 1), w) == 0.0
+    with mpmath.workdps(40):
+        exact = _exact_tail(x, n - x + 1, mpmath.mpf(w))
+        assert exact > 0.99e-300
+        for value, rtol, _, _ in [_cp_float._tail("G", np.array([float(x)]), np.array([float(n)]), np.array([w]))]:
+            assert mpmath.mpf(value[0]) >= exact and rtol[0] == 1.0
+            above, below = _cp_float._sides("G", value, rtol, limits.LEVEL_MIN)
+            assert not above[0] and not below[0]  # no side proven at the level floor
+        # far below the root the bound proves the side
+        value, rtol, _, _ = _cp_float._tail("G", np.array([float(x)]), np.array([float(n)]), np.array([1.0 - 1e-5]))
+        assert _cp_float._sides("G", value, rtol, limits.LEVEL_MIN)[1][0]
+    with mpmath.workdps(40):
+        assert mpmath.mpf(clopper_pearson_lower(x, n, limits.LEVEL_MIN)) <= mp_cp_lower(x, n, limits.LEVEL_MIN, 30)
 
 
 def _pmf(k, n, p):
@@ -451,3 +498,22 @@ def test_direct_sf_sum_is_an_upper_bound_within_its_stated_error_or_flags_g_abov
             # the slope |d log G / d log p| from the first term: x pmf(x)
             assert abs(float(mpmath.exp(log_slope[0]) / (X * first / sf) - 1)) <= 1e-12
     assert 0 < flagged < 30  # both kinds of result were exercised
+
+
+def test_boost_at_equal_parameters_is_trusted_only_where_the_complement_is_a_float():
+    """a == b (x = (n + 1) / 2 successes): Boost works with 1 - w rounded and was 6e-5 off at
+    n = 1e12 - 1 below 1/2 (which gave a lower bound 1.6e-11 above the exact one); such a
+    point proves nothing, and the bound is still right."""
+    x, n, beta = 500_000_000_000, 999_999_999_999, 1e-3 / 3
+    with mpmath.workdps(40):
+        root = mp_cp_lower(x, n, beta, 30)
+        w = float(root)
+        if 1.0 - (1.0 - w) == w:  # make it a point whose complement is not a float
+            w = float(np.nextafter(w, 0.0))
+        rel = abs(float(special.betainc(float(x), float(n - x + 1), w) / _exact_tail(x, n - x + 1, mpmath.mpf(w)) - 1))
+        assert rel > 1e-6  # the trap is real
+        _, rtol, _ = _cp_float.tail_pair(np.array([False]), np.array([float(x)]), np.array([float(n)]), np.array([w]))
+        assert rtol[0] == np.inf
+        low, comp = clopper_pearson_lower(x, n, beta), clopper_pearson_lower_complement(x, n, beta)
+        assert mpmath.mpf(low) <= root and _rel(low, root) <= REL_TOL
+        assert mpmath.mpf(comp) >= 1 - root and _rel(comp, 1 - root) <= REL_TOL

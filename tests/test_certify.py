@@ -512,3 +512,70 @@ def test_predict_abstains_on_a_tie_and_answers_a_clear_case():
     assert res.abstained.tolist() == [True, False]
     assert res.labels[1].tolist() == [0]
     assert "PredictResult(N=2, k=1" in repr(res)
+
+
+@pytest.mark.parametrize(("row", "k"), [
+    ([5000, 3, 0, 0], 1),  # the (k+1)-th count <= 128: the exact sum of the lower tail
+    ([10**6, 200, 5, 0], 1),  # betainc underflows: the Chernoff bound
+    ([3 * 10**5, 129, 5, 0], 1),
+    ([3000, 2900, 40, 0], 1),  # a p-value of order 0.1: Boost's betainc
+    ([400, 300, 290, 10], 2),
+])
+def test_predict_p_value_bound_is_never_below_the_exact_p_value(row, k):
+    """The bound predict compares with its level, against P(Bin(m, 1/2) >= n_(k)) summed
+    with mpmath (the lower tail up to n_(k+1), at 60 digits)."""
+    counts = np.array([row])
+    _, pvalue, upper = _boundary_test(counts, k)
+    ordered = sorted(row, reverse=True)
+    nk, nk1 = ordered[k - 1], ordered[k]
+    m = nk + nk1
+    with mpmath.workdps(60):
+        exact = mpmath.fsum(mpmath.binomial(m, j) for j in range(nk1 + 1)) / mpmath.mpf(2) ** m
+        assert mpmath.mpf(upper[0]) >= exact
+        if exact > mpmath.mpf("1e-300"):  # below, the bound may be a Chernoff bound
+            assert abs(mpmath.mpf(pvalue[0]) / exact - 1) < 1e-9
+    assert not predict(counts, k=k, alpha=0.01).abstained[0] or exact > 1e-6
+
+
+def test_a_shared_bound_cache_changes_no_value_and_stays_within_its_size():
+    """topk-bounds certify reuses the bounds of counts seen in earlier chunks: the radii,
+    bounds and p_upper are bit-identical, and the cache never holds more than asked."""
+    from topk_bounds.bounds import _cache_bounds
+
+    rng = np.random.default_rng(11)
+    counts = rng.multinomial(20_000, rng.dirichlet(np.full(30, 0.2)), size=300)
+    labels = counts.argmax(axis=1)
+    plain = [certify(counts[i:i + 50], labels[i:i + 50], k=3, sigma=0.5, alpha=0.001) for i in range(0, 300, 50)]
+    for limit in (10**6, 100):
+        with _cache_bounds(limit) as cache:
+            shared = [certify(counts[i:i + 50], labels[i:i + 50], k=3, sigma=0.5, alpha=0.001)
+                      for i in range(0, 300, 50)]
+            assert 0 < cache.size <= limit
+        for a, b in zip(plain, shared):
+            for name in ("radius", "p_lower", "p_lower_complement", "p_upper"):
+                assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    from topk_bounds.bounds import _CACHE
+    assert _CACHE.get() is None  # the context is left as it was found
+
+
+def test_bounds_of_realistic_counts_settle_in_two_tail_evaluations(monkeypatch):
+    """The cost claim of topk_bounds._cp_pair, as a count (not a timing): every bound of
+    ImageNet-shaped counts (n = 1e5, a dominant label, a few competitors, a thin tail) is
+    proven by the second evaluation of its tail."""
+    from topk_bounds import _cp_pair
+
+    calls = []
+    original = _cp_pair.tail_pair
+
+    def spy(c_rep, x, n, z):
+        calls.append(x.size)
+        return original(c_rep, x, n, z)
+
+    monkeypatch.setattr(_cp_pair, "tail_pair", spy)
+    rng = np.random.default_rng(2)
+    probs = np.full((400, 200), 0.02 / 200)
+    probs[:, :6] += rng.dirichlet(np.ones(6), size=400) * rng.uniform(0.05, 0.5, size=(400, 1))
+    probs[:, 0] += 1.0 - probs.sum(axis=1)
+    counts = rng.multinomial(100_000, probs)
+    certify(counts, np.zeros(400, dtype=int), k=5, sigma=0.5, alpha=0.001)
+    assert len(calls) == 2 and calls[0] == calls[1] > 0

@@ -1,4 +1,9 @@
-"""Clopper-Pearson quantiles in float64 that are *verified* to lie on the safe side.
+"""Clopper-Pearson quantiles in float64 that are *verified* to lie on the safe side: the
+tails and their error bounds, and the general solver.
+
+Most bounds are found by :mod:`topk_bounds._cp_pair` (both bounds of a count from one
+proof, with :func:`tail_pair`); this module's :func:`safe_quantile` takes the levels above
+1/2 and whatever that fast path leaves.
 
 ``scipy.special.betainccinv`` is usually accurate to an ulp, but not always: for n near
 1e9 and a handful of successes it can be off by 3e-9 relative, and for x near 1000 by
@@ -30,13 +35,22 @@ Tail evaluation and its error bound
 * F for x <= ``SMALL_X``: the sum of the binomial terms from j = 0, pmf_0 =
   exp(n log1p(-p)) and pmf_{j+1} = pmf_j (n - j) p / ((j + 1)(1 - p)). With correctly
   rounded basic operations and log1p, exp within an ulp, its relative error is at most
-  (2 |n log1p(-p)| + 2 |log F| + 6 x + 8) ulp: a rigorous bound.
-* G for x <= ``SMALL_X_G``: the sum upward from j = x plus a geometric bound on the
-  terms left out; the same kind of bound, with 6 (x + m) ulp for the m terms added.
+  (2 |n log1p(-p)| + 2 |log F| + 6 x + 8) ulp, plus one ulp per block of 32 terms: a
+  rigorous bound.
+* G for x <= ``SMALL_X_G`` (``SMALL_X`` in :func:`tail_pair`): the sum upward from j = x
+  plus a geometric bound on the terms left out; the same kind of bound, with 6 (x + m)
+  ulp for the m terms added.
 * otherwise scipy's ``betaincc`` / ``betainc`` (Boost's ibeta), whose relative errors
-  are *assumed* to be at most ``BOOST_RTOL_F`` / :func:`boost_rtol_g`;
-  ``tests/test_bounds.py`` measures them against the mpmath reference for n up to
-  1e12 and checks a safety factor of at least 10.
+  are *assumed* to be at most :func:`boost_rtol_f` / :func:`boost_rtol_g`;
+  ``tests/test_bounds.py`` measures them against the mpmath quadrature of
+  :mod:`topk_bounds._mp_beta` at float points next to the roots, for n up to 1e12 and
+  levels down to 1e-300, and checks a safety factor of at least 10. A ``betainc`` value
+  below ``BOOST_MIN`` (a tenth of ``limits.LEVEL_MIN``; every point next to a root lies
+  above it) is not trusted: ``betainc(x, b, w)`` returns 0 for true values of 1e-246
+  when b <= 39 and w is close to 1. The Chernoff bound exp(-n KL(x/n || w)) replaces it
+  (:func:`chernoff_g`), which can only prove G <= beta. Neither does either function
+  with equal parameters at a point below 1/2 whose complement is not a float
+  (:func:`_symmetric_trap`).
 
 The sums also give log T (no underflow far from the root) and the exact slope
 d log T / d log p from their last (first) term; for Boost's tails the slope comes from
@@ -56,12 +70,20 @@ from . import _float as fl
 SMALL_X = 128
 SMALL_X_G = 4096
 #: Relative error assumed for scipy.special.betaincc (the upper tail F) beyond SMALL_X:
-#: measured below 1e-13 for n up to 1e12, assumed 3.6e-12.
+#: at least BOOST_RTOL_F, and (sqrt(min(x + 1, n - x)) + 1) ulp for large counts
+#: (:func:`boost_rtol_f`). Over 6,900 points next to the roots (n up to 1e12, levels down
+#: to 1e-300) the error was at most 4e-13 at levels above 1e-13 and 2.4e-12 below (at
+#: x = 5.9e11), at least 30 times below the model everywhere.
 BOOST_RTOL_F = 2.0**-38
-#: Relative error assumed for scipy.special.betainc (the lower tail G) beyond SMALL_X_G:
-#: BOOST_G_COEF * (sqrt(x) + 1) ulp. It grows with the count: measured up to
-#: 8 sqrt(x) ulp (3.3e-10 at x = 1e11), assumed 16 times that.
-BOOST_G_COEF = 128.0
+#: Relative error assumed for scipy.special.betainc(x, b, w) (the lower tail G) beyond
+#: SMALL_X_G: BOOST_G_COEF * (sqrt(x (|log G| + 1)) + 1) ulp (:func:`boost_rtol_g`). It grows
+#: with the count and with the depth of the tail: over 7,000 points next to the roots
+#: (x > 128, n up to 1e12, levels down to 1e-300) the error was at most 4.9 times
+#: sqrt(x (|log G| + 1)) + 1 ulp, and up to 117 (sqrt(x) + 1) ulp at levels below 1e-13
+#: (the model before, 128 (sqrt(x) + 1) ulp, had been measured at levels >= 1e-9 only).
+BOOST_G_COEF = 64.0
+#: Boost values below this prove nothing (they may have underflowed).
+BOOST_MIN = 1e-301
 #: Rounds of the safeguarded solve for the bounds the fast path did not settle.
 _MAX_ROUNDS = 120
 #: A proven-safe candidate is also accepted when a proven-unsafe point lies this close.
@@ -83,31 +105,63 @@ def _cdf_small(x, n, p):
     Returns ``(value, rtol, log_value, log_slope)``: the tail, a bound on its relative
     error, its log (finite where the value underflows) and log |d log F / d log p|,
     from the last term: p |F'| = (n - x) p pmf(x) / (1 - p).
-    Terms are relative to pmf_0; when they grow past 2**600 the running term and sum
-    are scaled down by that exact power of two and the scale is kept in logs.
+    The terms relative to pmf_0 are cumulative products of the ratios
+    r_j = ((n - j) / (j + 1)) (p / (1 - p)), 32 columns at a time, each block started
+    from the last term (one more rounding per term and block); where n p / (1 - p) <= 2**16
+    a block grows at most 2**512, and the running term and sum are scaled down by the
+    exact power of two 2**-400 before a block once the term exceeds 2**400 (the scale is
+    kept in logs). Elsewhere (p near 1) they go one term at a time, rescaled past 2**600.
     """
     log_p0 = n * np.log1p(-p)
     odds = p / (1.0 - p)
     term = np.ones_like(p)
     total = np.ones_like(p)
     log_scale = np.zeros_like(p)
-    for j in range(int(x.max()) if x.size else 0):
-        active = j < x
-        term = np.where(active, term * ((n - j) / (j + 1.0)) * odds, term)
-        total = np.where(active, total + term, total)
-        big = term > _BIG
-        if big.any():
-            term, total = np.where(big, term / _BIG, term), np.where(big, total / _BIG, total)
-            log_scale = log_scale + np.where(big, _LOG_BIG, 0.0)
+    blocks = (n * odds <= 2.0**16) | (x == 0)
+    idx_b = np.flatnonzero(blocks)
+    if idx_b.size:
+        xb, nb, ob = x[idx_b], n[idx_b], odds[idx_b]
+        tb, sb, lb = term[idx_b], total[idx_b], log_scale[idx_b]
+        for j0 in range(0, int(xb.max()), _CDF_BLOCK):
+            live = np.flatnonzero(xb > j0)  # the rows that still have terms to add
+            big = tb[live] > _CDF_BIG
+            if big.any():
+                k = live[big]
+                tb[k] /= _CDF_BIG
+                sb[k] /= _CDF_BIG
+                lb[k] += _LOG_CDF_BIG
+            js = j0 + _CDF_COLS
+            active = js < xb[live, None]
+            r = np.where(active, ((nb[live, None] - js) / (js + 1.0)) * ob[live, None], 1.0)
+            c = np.cumprod(r, axis=1) * tb[live, None]
+            sb[live] += np.where(active, c, 0.0).sum(axis=1)
+            tb[live] = c[:, -1]  # the ratios past x are 1: the last column is the last term
+        term[idx_b], total[idx_b], log_scale[idx_b] = tb, sb, lb
+    idx_l = np.flatnonzero(~blocks)
+    for j in range(int(x[idx_l].max()) if idx_l.size else 0):
+        live = idx_l[x[idx_l] > j]
+        term[live] = term[live] * ((n[live] - j) / (j + 1.0)) * odds[live]
+        total[live] += term[live]
+        big = live[term[live] > _BIG]
+        if big.size:
+            term[big] /= _BIG
+            total[big] /= _BIG
+            log_scale[big] += _LOG_BIG
     log_value = log_p0 + log_scale + np.log(total)
     with np.errstate(under="ignore"):
         value = np.exp(log_value)
-    rtol = (2.0 * np.abs(log_p0) + 2.0 * log_scale + 2.0 * np.abs(log_value) + 6.0 * x + 8.0) * fl.ULP
+    # 6 x + 8 ulp as term by term, plus one rounding per term and block of 32
+    rtol = (2.0 * np.abs(log_p0) + 2.0 * log_scale + 2.0 * np.abs(log_value) + 6.0 * x
+            + np.ceil(x / _CDF_BLOCK) + 10.0) * fl.ULP
     with np.errstate(divide="ignore"):
         log_slope = np.log(p) + np.log(n - x) - np.log1p(-p) + np.log(term) - np.log(total)
     return value, rtol, log_value, log_slope
 
 
+_CDF_BLOCK = 32
+_CDF_COLS = np.arange(_CDF_BLOCK, dtype=float)
+_CDF_BIG = 2.0**400
+_LOG_CDF_BIG = 400.0 * np.log(2.0)
 _BLOCK = 64  # columns of the blockwise products in _sf_small
 
 
@@ -182,7 +236,7 @@ def _tail(tail: str, x, n, p, logs: bool = True):
     else:
         small, a, b = x <= SMALL_X_G, x, n - x + 1.0
     value = np.empty_like(p)
-    rtol = np.full_like(p, BOOST_RTOL_F) if tail == "F" else boost_rtol_g(x)
+    rtol = np.empty_like(p)
     log_value = np.empty_like(p)
     log_slope = np.empty_like(p)
     if small.any():
@@ -191,16 +245,114 @@ def _tail(tail: str, x, n, p, logs: bool = True):
     big = ~small
     if big.any():
         ab, bb, pb = a[big], b[big], p[big]
-        value[big] = special.betaincc(ab, bb, pb) if tail == "F" else special.betainc(ab, bb, pb)
+        if tail == "F":
+            value[big] = v = special.betaincc(ab, bb, pb)
+            rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, boost_rtol_f(x[big], n[big], v))
+        else:
+            v = special.betainc(ab, bb, pb)
+            v, r = _underflow_guard(ab, n[big], pb, v, boost_rtol_g(ab, v))
+            value[big] = v
+            rtol[big] = np.where(_symmetric_trap(ab, bb, pb), np.inf, r)
         if logs:
             log_value[big] = np.log(value[big])
             log_slope[big] = _log_density(ab, bb, pb) + np.log(pb) - log_value[big]
     return value, rtol, log_value, log_slope
 
 
-def boost_rtol_g(x):
-    """The relative error assumed for ``scipy.special.betainc(x, n - x + 1, p)``."""
-    return BOOST_G_COEF * (np.sqrt(x) + 1.0) * fl.ULP
+def tail_pair(c_rep, x, n, z):
+    """``T = I_w(x, n - x + 1) = P(Bin(n, w) >= x)`` at ``w = z`` (where ``c_rep`` is False)
+    or at ``w = 1 - z`` (True: z is the complement c, and T the upper tail F of ``n - x``
+    at c), for ``2 <= x <= n - 1``.
+
+    Returns ``(value, rtol, log_value)`` as :func:`_tail`: G's direct sum for
+    ``x <= SMALL_X``, else scipy's ``betainc`` (:func:`boost_rtol_g`; the caller holds a
+    point as w only where ``n - x > SMALL_X`` too, the range its error was measured in);
+    F's direct sum for ``n - x <= SMALL_X``, else ``betaincc`` (:func:`boost_rtol_f`).
+    ``log_value`` is -inf where Boost's value underflows, +inf for G's flag ``T > 1/2``.
+    """
+    value, rtol, log_value = np.empty_like(z), np.empty_like(z), np.empty_like(z)
+    y = n - x
+    f_sum = c_rep & (y <= SMALL_X)
+    g_sum = ~c_rep & (x <= SMALL_X)
+    f_big = c_rep & ~f_sum
+    g_big = ~c_rep & ~g_sum
+    if f_sum.any():
+        value[f_sum], rtol[f_sum], log_value[f_sum], _ = _cdf_small(y[f_sum], n[f_sum], z[f_sum])
+    if g_sum.any():
+        value[g_sum], rtol[g_sum], log_value[g_sum], _ = _sf_small(x[g_sum], n[g_sum], z[g_sum])
+    if f_big.any():
+        yb, nb, zb = y[f_big], n[f_big], z[f_big]
+        value[f_big] = v = special.betaincc(yb + 1.0, nb - yb, zb)
+        rtol[f_big] = np.where(_symmetric_trap(yb + 1.0, nb - yb, zb), np.inf, boost_rtol_f(yb, nb, v))
+    if g_big.any():
+        xb, nb, zb = x[g_big], n[g_big], z[g_big]
+        v = special.betainc(xb, nb - xb + 1.0, zb)
+        v, r = _underflow_guard(xb, nb, zb, v, boost_rtol_g(xb, v))
+        value[g_big] = v
+        rtol[g_big] = np.where(_symmetric_trap(xb, nb - xb + 1.0, zb), np.inf, r)
+    big = f_big | g_big
+    if big.any():
+        with np.errstate(divide="ignore"):
+            log_value[big] = np.log(value[big])
+    return value, rtol, log_value
+
+
+def chernoff_g(x, n, p):
+    """A rigorous upper bound on G = P(Bin(n, p) >= x): exp(-n KL(x/n || p)) for
+    p <= x/n (1 above), its exponent lowered by far more than its rounding (1e-10 of the
+    terms' size, with every operation within a few ulp)."""
+    q = x / n
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t1 = x * (np.log(q) - np.log(p))
+        t2 = np.where(q < 1.0, (n - x) * (np.log1p(-q) - np.log1p(-p)), 0.0)
+        exponent = -(t1 + t2) + 1e-10 * (np.abs(t1) + np.abs(t2)) + 1e-300
+        bound = fl.up(np.exp(exponent) * (1.0 + 4.0 * fl.ULP))
+    return np.where(p < q, np.minimum(bound, 1.0), 1.0)
+
+
+def _underflow_guard(x, n, p, value, rtol):
+    """Where ``betainc`` returned less than ``BOOST_MIN`` (it may have underflowed, see the
+    module docstring), the Chernoff bound instead, with rtol = 1: an upper bound only,
+    so it can prove ``G <= beta`` (when twice it is below) and never ``G > beta``."""
+    low = value < BOOST_MIN
+    if low.any():
+        value = value.copy()
+        rtol = rtol.copy()
+        value[low] = chernoff_g(x[low], n[low], p[low])
+        rtol[low] = 1.0
+    return value, rtol
+
+
+def _symmetric_trap(a, b, p):
+    """Where Boost's ibeta(a, b, p) is not to be trusted: a == b and p < 1/2 with 1 - p
+    not a float. There it works with 1 - p rounded and is off by about b 2**-54
+    (6e-5 at a = b = 5e11, 6e-6 at 5e10; ``tests/test_bounds.py``); one ulp away, or
+    with a != b, it is within its error bound."""
+    return (a == b) & (p < 0.5) & ((1.0 - (1.0 - p)) != p)
+
+
+def boost_rtol_g(x, value):
+    """The relative error assumed for ``value = scipy.special.betainc(x, b, p)`` (x > 128).
+
+    ``BOOST_G_COEF * (sqrt(x (|log value| + 1)) + 1)`` ulp; infinite (no proof) for a
+    value below ``BOOST_MIN``, where Boost may have underflowed (module docstring; the
+    tail evaluations put :func:`chernoff_g` there).
+    """
+    depth = np.abs(np.log(np.maximum(value, BOOST_MIN)))
+    rtol = BOOST_G_COEF * (np.sqrt(x * (depth + 1.0)) + 1.0) * fl.ULP
+    return np.where(value >= BOOST_MIN, rtol, np.inf)
+
+
+def boost_rtol_f(x, n, value):
+    """The relative error assumed for ``value = scipy.special.betaincc(x + 1, n - x, p)``
+    (x > 128): ``max(BOOST_RTOL_F, (sqrt(min(x + 1, n - x)) + 1) ulp)``.
+
+    Unlike ``betainc``, ``betaincc`` was not seen to underflow: at 1,110 points with
+    values below 1e-300 it agreed with the mpmath quadrature (to the subnormal ulp), so
+    a value of 0 still proves ``F <= beta``.
+    """
+    del value  # the same bound at every depth
+    return np.maximum(BOOST_RTOL_F, (np.sqrt(np.minimum(x + 1.0, n - x)) + 1.0) * fl.ULP)
 
 
 def _slope_at_level(tail: str, x, n, p, tau: float):
@@ -230,11 +382,11 @@ def _newton(tail: str, x, n, p, tau: float):
 def _rtol_guess(tail: str, x, n, p, tau: float):
     """The error bound :func:`_tail` will report near the root (sizes the first margin)."""
     if tail == "F":
-        small, big_rtol, extra = x <= SMALL_X, BOOST_RTOL_F, 0.0
+        small, big_rtol, extra = x <= SMALL_X, boost_rtol_f(x, n, tau), 0.0
     else:
         # G's sum runs about n p + 30 terms past x (measured), at most 1200
         mean = n * p
-        small, big_rtol, extra = x <= SMALL_X_G, boost_rtol_g(x), np.minimum(2.0 * mean + 8.0 * np.sqrt(mean) + 50.0, 1200.0)
+        small, big_rtol, extra = x <= SMALL_X_G, boost_rtol_g(x, tau), np.minimum(2.0 * mean + 8.0 * np.sqrt(mean) + 50.0, 1200.0)
     # p = 1 gives an infinite guess: the margin saturates
     direct = (2.0 * np.abs(n * np.log1p(-p)) + 2.0 * abs(np.log(tau)) + 6.0 * (x + extra) + 8.0) * fl.ULP
     return np.where(small, direct, big_rtol)
@@ -244,14 +396,16 @@ def _sides(tail: str, value, rtol, tau: float):
     """``(p >= root proven, p <= root proven)`` from T(p) = ``value`` and its error bound.
 
     T <= tau proven puts p above the root of a falling F, below that of a rising G.
-    A tail computed as 0 is below tau: F's sum is 0 only once its (accurate) log has
+    A sum computed as 0 is below tau: F's sum is 0 only once its (accurate) log has
     fallen below -745; G's sum also when its first term underflows, at p < 1e-308,
-    where G <= (n p)**x / x! < 1e-590 for x >= 2; Boost's relative error bound covers 0.
+    where G <= (n p)**x / x! < 1e-590 for x >= 2; so is Boost's F (:func:`boost_rtol_f`).
+    A ``betainc`` value below ``BOOST_MIN`` carries an infinite rtol and proves nothing (Boost returns 0 for some true values of 1e-246).
     G's sum is +inf only where G >= 1/2 (:func:`_sf_small`), above every tau <= 1/2.
     """
-    err = fl.up(value * rtol)
-    le = (value == 0.0) | (fl.up(value + err) <= tau)
-    gt = (value == np.inf) | (fl.down(value - err) > tau)
+    with np.errstate(invalid="ignore"):  # 0 * inf: a betainc value that underflowed
+        err = fl.up(value * rtol)
+        le = ((value == 0.0) & (rtol < np.inf)) | (fl.up(value + err) <= tau)
+        gt = (value == np.inf) | (fl.down(value - err) > tau)
     return (le, gt) if tail == "F" else (gt, le)
 
 

@@ -16,7 +16,9 @@ directly, as the upper bound of the other tail: 1 - lower(x) = upper(n - x).
 
 Float64 results are on the safe side: lower bounds at most, upper bounds and complements
 at least the exact value, each verified by evaluating the binomial tail with a bounded
-error (:mod:`topk_bounds._cp_float`), and within 2e-12 relative of it. A bound that
+error, and within 2e-12 relative of it. A lower bound and its complement are the same
+root, proven by one tail evaluation (:mod:`topk_bounds._cp_pair`; the general solver of
+:mod:`topk_bounds._cp_float` takes what that leaves, and levels above 1/2). A bound that
 cannot be found raises ``ArithmeticError``; it is never replaced by the trivial 0 or 1.
 With ``dps=N`` the bounds are computed with mpmath to N digits
 (:mod:`topk_bounds._mp_beta`), rounded toward the safe side too.
@@ -34,14 +36,17 @@ References
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 from decimal import Decimal
 from fractions import Fraction
+from typing import Iterator
 
 import numpy as np
 
 from . import _float as fl
-from ._cp_float import safe_quantile
+from ._cp_pair import safe_pair
 from .limits import DPS_MIN, LEVEL_MIN, N_MAX
 
 __all__ = [
@@ -199,29 +204,47 @@ def _check_internal(n, beta: float):
 # --------------------------------------------------------------------------------------
 # float64
 # --------------------------------------------------------------------------------------
-def _upper_float(x, n, beta):
-    """Safe (rounded-up) float64 upper bounds for validated int arrays."""
+def _pair_float(x, n, beta):
+    """``(lower(x), 1 - lower(x))`` in float64 for validated int arrays: lower bounds
+    rounded down, complements (``= upper(n - x)``) rounded up.
+
+    Both are the root of one equation, and :func:`topk_bounds._cp_pair.safe_pair` proves
+    both from one float point (for ``2 <= x <= n - 1``); the edges are closed forms. A
+    lower bound keeps full relative precision everywhere (solved directly where it is
+    small, as ``1 - c`` rounded down where it is within 2**-10 of 1), and so does the
+    complement.
+    """
     _check_internal(n, beta)
     x, n = np.broadcast_arrays(x, n)
-    out = np.ones(x.shape)
-    zero = x == 0
-    last = (x == n - 1) & (n > 1)
-    mid = (x > 0) & (x < n - 1)
-    if zero.any():
+    lower = np.zeros(x.shape)
+    comp = np.ones(x.shape)
+    full = x == n  # upper(0) = 1 - beta**(1/n), lower(n) = beta**(1/n)
+    one = (x == 1) & (n > 1)  # upper(n - 1) = (1 - beta)**(1/n), lower(1) = 1 - that
+    mid = (x > 1) & (x < n)
+    if full.any():
+        nf = n[full].astype(float)
         # 1 - beta**(1/n): log, divide and expm1 each within an ulp
-        closed = -np.expm1(np.log(beta) / n[zero].astype(float))
-        out[zero] = np.minimum(fl.up(closed * (1.0 + 8.0 * fl.ULP)), 1.0)
-    if last.any():
-        # (1 - beta)**(1/n) = exp(y): y = log1p(-beta) / n carries 2 ulps of |y|, exp one more
-        y = np.log1p(-beta) / n[last].astype(float)
-        out[last] = np.minimum(fl.up(np.exp(y) * (1.0 + (2.0 * np.abs(y) + 4.0) * fl.ULP)), 1.0)
+        comp[full] = np.minimum(fl.up(-np.expm1(np.log(beta) / nf) * (1.0 + 8.0 * fl.ULP)), 1.0)
+        # beta**(1/n) = exp(y): y carries 2 ulps of |y|, exp one more
+        y = np.log(beta) / nf
+        lower[full] = np.maximum(np.maximum(fl.down(1.0 - comp[full]), 0.0),
+                                 fl.down(np.exp(y) * (1.0 - (2.0 * np.abs(y) + 4.0) * fl.ULP)))
+    if one.any():
+        # (1 - beta)**(1/n) = exp(y), y = log1p(-beta) / n: y carries 2 ulps of |y|, exp
+        # one more; 1 - that = -expm1(y), whose relative condition number is below 1 for
+        # y < 0 (below 2.2e-308 the result is subnormal; the final step down covers it)
+        y = np.log1p(-beta) / n[one].astype(float)
+        comp[one] = np.minimum(fl.up(np.exp(y) * (1.0 + (2.0 * np.abs(y) + 4.0) * fl.ULP)), 1.0)
+        lower[one] = np.maximum(np.maximum(fl.down(1.0 - comp[one]), 0.0),
+                                fl.down(-np.expm1(y) * (1.0 - 8.0 * fl.ULP)))
     if mid.any():
-        out[mid] = _unique_map(safe_quantile, "upper", x[mid], n[mid], beta)
-    return out
+        lower[mid], comp[mid] = _unique_pairs(x[mid], n[mid], beta)
+    return lower, comp
 
 
-def _unique_map(func, kind, x, n, beta):
-    """``func(kind, x, n, beta)`` computed once per distinct (x, n) pair.
+def _unique_pairs(x, n, beta):
+    """:func:`~topk_bounds._cp_pair.safe_pair` computed once per distinct (x, n), and not
+    at all for pairs held by an active :func:`_cache_bounds`.
 
     Counts repeat a lot (many labels share small counts), and each bound is an
     elementwise computation, so this changes no value, only the cost.
@@ -232,45 +255,89 @@ def _unique_map(func, kind, x, n, beta):
     else:
         pairs, inverse = np.unique(np.stack([x.ravel(), n.ravel()], axis=1), axis=0, return_inverse=True)
         ux, un = pairs[:, 0], pairs[:, 1]
-    return func(kind, ux, un, beta)[inverse.reshape(x.shape)]
+    cache = _CACHE.get()
+    if cache is None:
+        low, comp = safe_pair(ux, un, beta)
+    else:
+        low, comp, miss = cache.lookup(beta, ux, un)
+        if miss.any():
+            low[miss], comp[miss] = new = safe_pair(ux[miss], un[miss], beta)
+            cache.store(beta, ux[miss], un[miss], *new)
+    inverse = inverse.reshape(x.shape)
+    return low[inverse], comp[inverse]
 
 
-def _lower_float(x, n, beta, complement=None, direct_below: float = 1e-3):
-    """Safe (rounded-down) float64 lower bounds.
+class _PairCache:
+    """Proven ``(lower(x), 1 - lower(x))`` pairs by level and ``(n, x)``, at most
+    ``max_entries`` of them (then it stops taking new ones).
 
-    Two valid bounds are combined: 1 - upper(n - x) (pass ``complement = upper(n - x)``
-    if it is already known) and, where that is below ``direct_below``, the
-    beta-quantile of Beta(x, n - x + 1) solved directly. The first is precise in
-    absolute terms only: its error is that of the complement, up to ~1e-12 of it, so a
-    bound l formed that way is within ~1e-12 (1 - l) / l relative (1.5e-11 measured at
-    l = 2e-3, against 3.5e-13 solved directly). The public function solves every bound
-    below 1/2 directly (relative error ~1e-12 everywhere); certify() keeps the default
-    1e-3: on bench_certify's data (n = 1e5, a third of the labels between 1e-3 and 1/2)
-    ``direct_below=0.5`` made it 1.3 (c = 10) to 1.6 (c = 1000) times slower, the direct
-    sums of G running over up to x = 4096 terms.
+    Keys are complex numbers ``n + x j`` (both exact in float64 below 2**53), which numpy
+    sorts by n, then x: lookups are one ``searchsorted``, insertions one merge.
     """
-    _check_internal(n, beta)
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = int(max_entries)
+        self.size = 0
+        self._tables: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def lookup(self, beta: float, x, n):
+        """``(lower, complement, miss)`` for sorted distinct pairs; NaN where missed."""
+        keys = n.astype(np.float64) + 1j * x.astype(np.float64)
+        lower, comp = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+        table = self._tables.get(beta)
+        if table is None:
+            return lower, comp, np.ones(x.shape, bool)
+        held, t_low, t_comp = table
+        idx = np.minimum(np.searchsorted(held, keys), held.size - 1)
+        hit = held[idx] == keys
+        lower[hit], comp[hit] = t_low[idx[hit]], t_comp[idx[hit]]
+        return lower, comp, ~hit
+
+    def store(self, beta: float, x, n, lower, comp) -> None:
+        room = self.max_entries - self.size
+        if room <= 0:
+            return
+        keys = (n.astype(np.float64) + 1j * x.astype(np.float64))[:room]
+        order = np.argsort(keys)  # np.insert keeps sorted order only for sorted keys
+        keys, lower, comp = keys[order], lower[:room][order], comp[:room][order]
+        held, t_low, t_comp = self._tables.get(beta, (np.empty(0, complex), np.empty(0), np.empty(0)))
+        at = np.searchsorted(held, keys)
+        self._tables[beta] = (np.insert(held, at, keys), np.insert(t_low, at, lower),
+                              np.insert(t_comp, at, comp))
+        self.size += keys.size
+
+
+_CACHE: contextvars.ContextVar[_PairCache | None] = contextvars.ContextVar("topk_bounds_pair_cache",
+                                                                          default=None)
+
+
+@contextlib.contextmanager
+def _cache_bounds(max_entries: int = 2**18) -> Iterator[_PairCache]:
+    """Within this context (per thread), float bounds already computed are reused.
+
+    For a caller that certifies a stream in chunks (``topk-bounds certify``): counts
+    repeat across the rows of a file, and a bound depends only on its own (x, n, level),
+    so reusing one changes no value. At most ``max_entries`` pairs are kept (32 bytes
+    each: 8 MiB by default).
+    """
+    cache = _PairCache(max_entries)
+    token = _CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _CACHE.reset(token)
+
+
+def _upper_float(x, n, beta):
+    """Safe (rounded-up) float64 upper bounds for validated int arrays: the complements
+    of the lower bounds of ``n - x``."""
     x, n = np.broadcast_arrays(x, n)
-    if complement is None:
-        complement = _upper_float(n - x, n, beta)
-    out = np.array(np.maximum(fl.down(1.0 - np.asarray(complement, dtype=float)), 0.0), dtype=float)
-    full = x == n
-    if full.any():
-        # beta**(1/n) = exp(y): y carries 2 ulps of |y|, exp one more
-        y = np.log(beta) / n[full].astype(float)
-        out[full] = np.maximum(out[full], fl.down(np.exp(y) * (1.0 - (2.0 * np.abs(y) + 4.0) * fl.ULP)))
-    one = (x == 1) & (n > 1)
-    if one.any():
-        # 1 - (1 - beta)**(1/n) = -expm1(y), y = log1p(-beta) / n: y carries 2 ulps of |y|
-        # and expm1 one more (its relative condition number is below 1 for y < 0); below
-        # 2.2e-308 the result is subnormal, and the final step down covers its rounding
-        y = np.log1p(-beta) / n[one].astype(float)
-        out[one] = np.maximum(out[one], fl.down(-np.expm1(y) * (1.0 - 8.0 * fl.ULP)))
-    direct = (x > 1) & (x < n) & (out < direct_below)
-    if direct.any():
-        out[direct] = np.maximum(out[direct], _unique_map(safe_quantile, "lower", x[direct], n[direct], beta))
-    out[x == 0] = 0.0
-    return out
+    return _pair_float(n - x, n, beta)[1]
+
+
+def _lower_float(x, n, beta):
+    """Safe (rounded-down) float64 lower bounds for validated int arrays."""
+    return _pair_float(x, n, beta)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -320,7 +387,7 @@ def clopper_pearson_upper(x, n, beta, *, dps=None):
         ``u`` with P(Bin(n, p) <= x) = beta at p = u. With probability at least
         1 - beta over the trials, the true proportion is at most ``u``. The float64
         result is never below ``u`` (proven by a tail evaluation with a bounded error)
-        and within 2e-12 relative of it (1.7e-12 at worst over the 3,600 bounds of the
+        and within 2e-12 relative of it (1.8e-12 at worst over the 3,600 bounds of the
         edge sweep in ``benchmarks/bench_accuracy.py``); the ``dps`` result is rounded up, within
         ``2**(3 - prec)`` of ``u`` (``prec = mpmath.libmp.dps_to_prec(dps)`` bits).
 
@@ -358,9 +425,10 @@ def clopper_pearson_lower(x, n, beta, *, dps=None):
     float or ndarray or mpmath.mpf
         ``l`` with P(Bin(n, p) >= x) = beta at p = l, the beta-quantile of
         Beta(x, n - x + 1). The float64 result is never above ``l`` and within
-        2e-12 relative of it (7.2e-13 at worst in the edge sweep): solved directly below
-        1/2 (below 2.2e-308, possible only for x = 1, within 1e-323 absolute), as
-        ``1 - complement`` above. The ``dps``
+        2e-12 relative of it (1.8e-12 at worst in the edge sweep): solved for directly
+        (below 2.2e-308, possible only for x = 1, within 1e-323 absolute); within 2**-10
+        of 1 as ``1 - complement`` rounded down, where that keeps full relative precision
+        (the same proof gives both, :mod:`topk_bounds._cp_pair`). The ``dps``
         result is solved directly too (a bound of 1e-22 keeps all its digits), rounded
         down, within ``2**(3 - prec)`` of ``l``.
 
@@ -375,7 +443,7 @@ def clopper_pearson_lower(x, n, beta, *, dps=None):
     x, n, beta, dps = _validate(x, n, beta, dps)
     if dps is not None:
         return _mp_map("mp_cp_lower", x, n, beta, dps)
-    return _result(_lower_float(x, n, beta, direct_below=0.5))
+    return _result(_lower_float(x, n, beta))
 
 
 def clopper_pearson_lower_complement(x, n, beta, *, dps=None):

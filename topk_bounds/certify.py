@@ -17,8 +17,8 @@ import numpy as np
 from scipy import special
 
 from . import _float as fl
-from ._cp_float import boost_rtol_g
-from .bounds import _lower_float, _upper_float
+from ._cp_float import BOOST_MIN, SMALL_X, _cdf_small, boost_rtol_g, chernoff_g
+from .bounds import _pair_float, _upper_float
 from .limits import LEVEL_MIN, N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
@@ -101,13 +101,17 @@ def _check_counts(counts) -> tuple[np.ndarray, np.ndarray]:
         checked = arr
     else:
         raise ValueError(f"counts must hold integers, got dtype {arr.dtype}")
-    # reductions first (no temporary masks of the whole array); masks only to name a culprit
-    if kind != "u" and checked.size and checked.min() < 0:
+    # reductions first (no temporary masks of the whole array); masks only to name a culprit.
+    # For 8-byte integers one pass tells whether to look: as uint64 a negative count
+    # exceeds N_MAX too
+    suspect = not (kind in "iu" and checked.dtype.itemsize == 8 and checked.size
+                   and checked.view(np.uint64).max() <= N_MAX)
+    if suspect and kind != "u" and checked.size and checked.min() < 0:
         i = _first(checked < 0)
         value = checked.flat[i]
         value = int(value) if kind != "f" else float(value)
         raise ValueError(f"counts must be non-negative, got {_where(arr.shape, i)} = {value!r}")
-    if checked.size and checked.max() > N_MAX:
+    if suspect and checked.size and checked.max() > N_MAX:
         i = _first(checked > N_MAX)
         value = checked.flat[i]
         raise ValueError(_too_large(_where(arr.shape, i), int(value) if kind != "f" else float(value)))
@@ -439,9 +443,20 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
     # the level of each bound, rounded down so it never exceeds alpha / (bounds covered)
     beta, _ = _check_level(alpha, method, k, n_classes)
     n_l = counts[rows, labels]
-    q_a = _upper_float(n - n_l, n, beta)  # 1 - lower(n_l) = upper(n - n_l): rounded up
-    a = _lower_float(n_l, n, beta, complement=q_a)  # rounded down
-    # two valid bounds each: take the tighter (the complement is precise near a = 1)
+    top = _top_other_counts(counts, labels, k) if method != "binocp" and k < n_classes else None
+    # one solve per distinct count: the label's lower bound a (rounded down) and its
+    # complement q_a = 1 - lower(n_l) = upper(n - n_l) (rounded up); for each competitor
+    # x, its upper bound b = 1 - lower(n - x) and lower(n - x) = 1 - b, which gives
+    # Phi^{-1}(b) precisely for b near 1
+    if top is None:
+        a, q_a = _pair_float(n_l, n, beta)
+    else:
+        n_col = n[:, None]
+        low, comp = _pair_float(np.concatenate([n_l, (n_col - top).ravel()]),
+                                np.concatenate([n, np.repeat(n, k)]), beta)
+        a, q_a = low[:n_rows], comp[:n_rows]
+        complement, b_top = low[n_rows:].reshape(n_rows, k), comp[n_rows:].reshape(n_rows, k)
+    # two valid bounds each: take the tighter
     with np.errstate(invalid="ignore"):
         z_a = np.maximum(-fl.ndtri_upper(q_a), fl.ndtri_lower(a))
     q_a = np.minimum(q_a, fl.up(1.0 - a))
@@ -456,11 +471,7 @@ def certify(counts, labels, *, k: int, sigma: float, alpha: float, method: str =
         radius = np.full(n_rows, np.inf)
     else:
         if method != "binocp":
-            top = _top_other_counts(counts, labels, k)
-            n_col = n[:, None]
-            b_top = _upper_float(top, n_col, beta)
             # Phi^{-1}(b) from the complement 1 - b = lower(n - x): precise for b near 1
-            complement = _lower_float(n_col - top, n_col, beta, complement=b_top)
             b_top, complement = _widen_upper(b_top, delta), _widen_lower(complement, delta)
             z_top = -fl.ndtri_lower(complement)
         else:
@@ -606,11 +617,25 @@ def _boundary_test(counts: np.ndarray, k: int):
     pvalue = np.ones(nk.shape)
     upper = np.ones(nk.shape)
     if pos.any():
-        x = nk[pos].astype(float)
-        # P(Bin(m, 1/2) >= x) = I_{1/2}(x, m - x + 1), regularized incomplete beta
-        pv = special.betainc(x, m[pos] - x + 1.0, 0.5)
+        x, y = nk[pos].astype(float), nk1[pos].astype(float)
+        # P(Bin(m, 1/2) >= x) = I_{1/2}(x, y + 1), regularized incomplete beta: Boost's
+        # betainc, or for y <= SMALL_X the exact sum P(Bin(m, 1/2) <= y) (betainc can
+        # return 0 for tiny values when y is small; so its values below BOOST_MIN prove
+        # nothing, and there the Chernoff bound exp(-m KL(x/m || 1/2)) serves)
+        pv = special.betainc(x, y + 1.0, 0.5)
+        with np.errstate(invalid="ignore"):  # 0 * inf where betainc underflowed: replaced below
+            up_pv = fl.up(pv * (1.0 + boost_rtol_g(x, pv)))
+        small = y <= SMALL_X
+        if small.any():
+            ys, ms = y[small], (x + y)[small]
+            value, rtol, _, _ = _cdf_small(ys, ms, np.full(ys.shape, 0.5))
+            pv[small] = value
+            up_pv[small] = fl.up(value * (1.0 + rtol))
+        tiny = ~small & (pv < BOOST_MIN)
+        if tiny.any():
+            up_pv[tiny] = chernoff_g(x[tiny], (x + y)[tiny], np.full(int(tiny.sum()), 0.5))
         pvalue[pos] = pv
-        upper[pos] = fl.up(pv * (1.0 + boost_rtol_g(x)))
+        upper[pos] = np.minimum(up_pv, 1.0)
     return top, pvalue, upper
 
 

@@ -139,6 +139,7 @@ def _spool() -> Iterator:
 def run(args: argparse.Namespace) -> int:
     """Run the ``certify`` subcommand; returns the exit status."""
     from . import io
+    from .bounds import _cache_bounds
     from .certify import certify
 
     out = args.out
@@ -156,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         delta = io.sampling_delta(reader.meta, args.file, sigma=args.sigma, delta=args.delta)
         if delta:
             header += f" delta={delta!r}"
-        with (io.atomic_write(out) if out is not None else _spool()) as fh:
+        # the bounds of counts seen in earlier chunks are reused (the same values)
+        with (io.atomic_write(out) if out is not None else _spool()) as fh, _cache_bounds():
             fh.write(f"{header}\nidx\tlabel\tradius\tcertified\tp_lower\n")
             for chunk in reader:
                 if summary.total == 0 and args.k >= chunk.counts.shape[1]:

@@ -297,12 +297,16 @@ def _h(s, za, zb, logt):
 
 
 def _h_and_slope(s, za, zb, logt, *, parts=False):
-    """h(s) and -h'(s) > 0, sharing the two log_ndtr evaluations (and those, if ``parts``)."""
+    """h(s) and -h'(s) > 0, sharing the two log_ndtr evaluations (and those, and h''(s),
+    if ``parts``)."""
     x1, x2 = za - s, zb + s
     l1, l2 = special.log_ndtr(x1), special.log_ndtr(x2)
-    slope = np.exp(-0.5 * x1 * x1 - _LOG_SQRT_2PI - l1) + np.exp(-0.5 * x2 * x2 - _LOG_SQRT_2PI - l2)
+    m1 = np.exp(-0.5 * x1 * x1 - _LOG_SQRT_2PI - l1)  # Mills ratios phi / Phi
+    m2 = np.exp(-0.5 * x2 * x2 - _LOG_SQRT_2PI - l2)
+    slope = m1 + m2
     if parts:
-        return l1 - l2 + logt, slope, l1, l2
+        # h'' = -m1 (x1 + m1) + m2 (x2 + m2), from d(phi/Phi)/dx = -(phi/Phi)(x + phi/Phi)
+        return l1 - l2 + logt, slope, l1, l2, m2 * (x2 + m2) - m1 * (x1 + m1)
     return l1 - l2 + logt, slope
 
 
@@ -312,30 +316,49 @@ def _newton_then_prove(za, zb, logt):
     lo = 0.5 * (za - zb)  # h(lo) = log t > 0
     step = np.ones_like(lo)
     hi = lo + step
+    h_lo, h_hi = logt.copy(), np.zeros_like(lo)
     idx = np.arange(lo.size)
     for _ in range(2000):  # expand until h(hi) < 0; h -> -inf quadratically
-        idx = idx[_h(hi[idx], za[idx], zb[idx], logt[idx]) >= 0]
+        h_i = _h(hi[idx], za[idx], zb[idx], logt[idx])
+        h_hi[idx] = h_i
+        grow = h_i >= 0
+        h_lo[idx[grow]] = h_i[grow]
+        idx = idx[grow]
         if idx.size == 0:
             break
         lo[idx] = hi[idx]
         step[idx] *= 2
         hi[idx] = lo[idx] + step[idx]
-    s = 0.5 * (lo + hi)
+    # start at the secant point of the bracket (its middle where that is degenerate)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = lo + (hi - lo) * (h_lo / (h_lo - h_hi))
+    s = np.where((s > lo) & (s < hi), s, 0.5 * (lo + hi))
     # h, -h' and the two log Phi values at each element's last iterate, for the proof
     last = np.zeros((4, s.size))
     idx = np.arange(s.size)
     for _ in range(_MAX_NEWTON):
         si = s[idx]
-        h, slope, l1, l2 = _h_and_slope(si, za[idx], zb[idx], logt[idx], parts=True)
+        h, slope, l1, l2, curv = _h_and_slope(si, za[idx], zb[idx], logt[idx], parts=True)
         last[:, idx] = h, slope, l1, l2
         lo_i = np.where(h > 0, si, lo[idx])
         hi_i = np.where(h < 0, si, hi[idx])
         lo[idx], hi[idx] = lo_i, hi_i
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = si + h / slope
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # Halley's step (cubic convergence; Newton's where the correction is large)
+            newton = h / slope
+            damp = 1.0 - 0.5 * newton * curv / slope
+            new = si + np.where(np.abs(damp - 1.0) < 0.5, newton / damp, newton)
         # a converged step may round back onto si (a bracket end): that is not a reason to
         # bisect, which restarted the descent of about a fifth of all roots
-        done = (np.abs(new - si) <= 2 * fl.ULP * np.maximum(np.abs(si), 1.0)) | (h == 0)
+        scale = np.maximum(np.abs(si), 1.0)
+        done = (np.abs(new - si) <= 2 * fl.ULP * scale) | (h == 0)
+        # a Halley step below 1e-6 leaves an error of order 1e-18: take it as the last
+        # iterate, with h there from the quadratic model (it only sizes the first proof)
+        close = ~done & (np.abs(new - si) <= 1e-6 * scale) & (new > lo_i) & (new < hi_i)
+        if close.any():
+            d = (new - si)[close]
+            last[0, idx[close]] = h[close] - slope[close] * d + 0.5 * curv[close] * d * d
+            done |= close
         new = np.where(done | ((new > lo_i) & (new < hi_i)), new, 0.5 * (lo_i + hi_i))
         s[idx] = new
         idx = idx[~done]
