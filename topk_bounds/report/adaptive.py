@@ -26,7 +26,6 @@ the saving against max_n) and the histogram ``adaptive_samples.png`` / ``.pdf``.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import is_header, parse_header
+from .table import figure_bytes, require_matplotlib
 
 __all__ = ["COLUMNS", "DECISIONS", "AdaptiveFile", "column_line", "format_row",
            "is_adaptive", "peek_header", "read_adaptive_file", "adaptive_markdown",
@@ -344,14 +344,11 @@ def render_samples_histogram(found: AdaptiveFile, fmt: str, *, title: str | None
 
     Raises ``ImportError`` naming the ``plot`` extra if matplotlib is not installed.
     """
-    extra = {"png": {"dpi": 150, "metadata": {"Software": None}},
-             "pdf": {"metadata": {"CreationDate": None, "Creator": None}}}
-    if fmt not in extra:
+    if fmt not in ("png", "pdf"):
         raise ValueError(f"fmt must be 'png' or 'pdf', got {fmt!r}")
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(f"plots need matplotlib: install topk-bounds[plot] ({exc})") from None
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6.0, 3.6), layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(found.schedule.size)
@@ -372,9 +369,7 @@ def render_samples_histogram(found: AdaptiveFile, fmt: str, *, title: str | None
     ax.set_title(title or (f"top-{found.k} at r = {found.target:g}: mean n {mean:,.0f} of "
                            f"max_n {found.max_n:,} ({found.max_n / mean:.1f}x fewer)"),
                  fontsize="medium")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, **extra[fmt])
-    return buffer.getvalue()
+    return figure_bytes(fig, fmt)
 
 
 def adaptive_report_files(found: AdaptiveFile, out_dir: str | os.PathLike, *,

@@ -29,6 +29,31 @@ def check_digits(digits) -> int:
     return digits
 
 
+#: What a saved figure must not carry, so that the same plot gives the same bytes.
+_SAVE_OPTIONS = {"png": {"dpi": 150, "metadata": {"Software": None}},
+                 "pdf": {"metadata": {"CreationDate": None, "Creator": None}}}
+
+
+def require_matplotlib() -> None:
+    """Raise ``ImportError`` naming the ``plot`` extra if matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"plots need matplotlib: install topk-bounds[plot] ({exc})") from None
+
+
+def figure_bytes(fig, fmt: str) -> bytes:
+    """A matplotlib figure as the bytes of a ``"png"`` or ``"pdf"`` file, without dates or
+    version stamps (reproducible)."""
+    import io
+
+    if fmt not in _SAVE_OPTIONS:
+        raise ValueError(f"fmt must be 'png' or 'pdf', got {fmt!r}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, **_SAVE_OPTIONS[fmt])
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True, repr=False, eq=False)
 class CertifiedAccuracyTable:
     """Certified accuracy of several curves (one per k, or per method) on one grid of radii.
@@ -199,20 +224,8 @@ class CertifiedAccuracyTable:
 
         Raises ``ImportError`` naming the ``plot`` extra if matplotlib is not installed.
         """
-        import io
-
-        extra = {"png": {"dpi": 150, "metadata": {"Software": None}},
-                 "pdf": {"metadata": {"CreationDate": None, "Creator": None}}}
-        if fmt not in extra:
-            raise ValueError(f"fmt must be 'png' or 'pdf', got {fmt!r}")
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(f"plots need matplotlib: install topk-bounds[plot] ({exc})") from None
-        fig = self.plot(max_radius=max_radius, title=title).figure
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, **extra[fmt])
-        return buffer.getvalue()
+        require_matplotlib()
+        return figure_bytes(self.plot(max_radius=max_radius, title=title).figure, fmt)
 
     def savefig(self, stem: str | os.PathLike, *, max_radius: float | None = None,
                 title: str | None = None) -> list[Path]:
