@@ -25,7 +25,8 @@ Usage::
     python benchmarks/bench_sampler.py --device cuda --variants  # GPU: each option in turn
     python benchmarks/bench_sampler.py --device cuda --autocast bf16 --channels-last
 
-Writes ``benchmarks/results/sampler_<tag>.{json,md,png}``.
+Writes ``benchmarks/results/sampler_<tag>.{json,md,png}`` and, in a full run into the
+default folder, copies the figure to ``docs/figures/bench_sampler_<tag>.png``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import os
 import platform
 import resource
 import statistics
+import shutil
 import subprocess
 import sys
 import time
@@ -367,6 +369,11 @@ def main(argv=None) -> int:
     (out / f"sampler_{tag}.md").write_text(_markdown(meta, speed, memory))
     if memory:
         _figure(out / f"sampler_{tag}.png", meta, speed, memory)
+        if not args.quick and out.resolve() == (HERE / "results").resolve():
+            # the figure the benchmarks page shows, like the other scripts' full runs
+            figures = HERE.parent / "docs" / "figures"
+            figures.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / f"sampler_{tag}.png", figures / f"bench_sampler_{tag}.png")
     print(f"wrote {out}/sampler_{tag}.{{json,md{',png' if memory else ''}}}")
     return 0
 
