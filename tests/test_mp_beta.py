@@ -250,10 +250,14 @@ def test_lower_equals_root_of_literal_binomial_sum_and_is_rounded_down(case, bet
     assert _on_safe_side(low, reference, up=False)
 
 
-@pytest.mark.parametrize(("x", "n", "beta"), [(1000, 10**9, 1e-3), (1000, 137_000_000, 1e-3)])
+@pytest.mark.parametrize(("x", "n", "beta"), [(1000, 10**9, 1e-3), (1000, 137_000_000, 1e-3),
+                                              (1000, 10**12, 0.5)])
 def test_a_bad_float_start_still_converges_to_the_literal_root(x, n, beta):
     """scipy's betaincinv(1000, n - 999, 1e-3) is a factor 2 too large here, and started
-    from it (mirrored, for upper(n - 1000)) the solver stalled after 100 iterations.
+    from it (mirrored, for upper(n - 1000)) the solver stalled after 100 iterations. At
+    n = 1e12, beta = 1/2 its start is 15 times the root, where the tail is 1 to 30
+    digits: Newton's first step went to s = -5e4862 and the solver gave up (an
+    ArithmeticError) until steps towards an open end of the bracket were capped.
 
     Reference: the root of 1 - sum_{k < x} C(n, k) p^k (1 - p)^(n - k) = beta with exact
     integer C(n, k), by ``mpmath.findroot`` (secant) at 50 digits, started from a

@@ -372,6 +372,15 @@ def _solve(a, b, tau, upper, dps):
             denom = 1 - F * Fss / (2 * Fs * Fs)
             if 0.5 < denom < 2:
                 step = step / denom  # Halley; far from the root its correction would stall
+            # Towards an open end of the bracket, a step is capped at 2 max(1, |s|): from
+            # a start where the tail is saturated (T ~ 1, so F ~ -log tau and F' ~ 0,
+            # e.g. scipy's start 15x above the root for x = 1000, n = 1e12, tau = 1/2)
+            # Newton's step is astronomically long (s = -5e4862 there).
+            reach = 2 * max(1, abs(s))
+            if step < -reach and s_lo == mp.ninf:
+                step = -reach
+            elif step > reach and s_hi == mp.inf:
+                step = reach
             s_new = s + step
             if not s_lo < s_new < s_hi:  # safeguard: bisect the bracket, or widen it
                 if s_lo == mp.ninf:
