@@ -407,6 +407,19 @@ def test_cli_refuses_to_continue_a_fixed_n_file_or_another_target(workdir, capsy
     assert (workdir / "adaptive.tsv").read_bytes() == before
 
 
+def test_an_adaptive_file_holding_only_another_runs_header_and_columns_starts_afresh(
+        workdir, capsys):
+    assert main(_args(target_radius=0.5)) == 0
+    lines = (workdir / "adaptive.tsv").read_bytes().split(b"\n")
+    (workdir / "adaptive.tsv").write_bytes(b"\n".join(lines[:2]) + b"\n")  # no rows
+    assert main(_args("fresh.tsv")) == 0
+    capsys.readouterr()
+    assert main(_args()) == 0
+    assert "holds only the header of an earlier run, no rows; starting it afresh" in \
+        capsys.readouterr().err
+    assert (workdir / "adaptive.tsv").read_bytes() == (workdir / "fresh.tsv").read_bytes()
+
+
 def test_certify_and_report_counts_refuse_the_adaptive_file_with_one_line(workdir, capsys):
     assert main(_args()) == 0
     capsys.readouterr()

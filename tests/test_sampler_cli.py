@@ -186,3 +186,24 @@ def test_cli_refuses_to_continue_a_file_of_another_run(workdir, capsys):
     assert "was written by a different run (it has seed=0, this run seed=1)" in \
         capsys.readouterr().err
     assert (workdir / "counts.txt").read_bytes() == before
+
+
+def test_a_file_holding_only_another_runs_header_is_started_afresh(workdir, capsys):
+    """A run that stopped before its first row (a model that failed, a kill) leaves only
+    its header: a run with other options may replace it, as it holds nothing to mix."""
+    assert main(_args(seed=1, extra=["--no-progress"])) == 0
+    wanted = (workdir / "counts.txt").read_bytes()
+    assert main(_args(extra=["--no-progress"])) == 2  # rows of seed 1: refused (control)
+    full = (workdir / "counts.txt").read_bytes()
+    header = full[:full.index(b"\n") + 1]
+    (workdir / "counts.txt").write_bytes(header + b"3 4")  # and a torn first row
+    capsys.readouterr()
+    assert main(_args(seed=1, extra=["--no-progress"])) == 0  # same run: resumes
+    assert (workdir / "counts.txt").read_bytes() == wanted
+    assert main(_args(seed=0, out="zero.txt", extra=["--no-progress"])) == 0
+    (workdir / "counts.txt").write_bytes(header)
+    assert main(_args(seed=0, extra=["--no-progress"])) == 0
+    err = capsys.readouterr().err
+    assert "counts.txt holds only the header of an earlier run, no rows; starting it afresh" \
+        in err
+    assert (workdir / "counts.txt").read_bytes() == (workdir / "zero.txt").read_bytes()
