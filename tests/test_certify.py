@@ -507,6 +507,48 @@ def test_predict_monte_carlo_check_fails_for_the_unadjusted_level():
     assert not _not_significantly_above(wrong, counts.shape[0], level), wrong
 
 
+@given(st.integers(0, 2**32 - 1), st.integers(2, 12), st.integers(1, 5),
+       st.sampled_from([0.05, 0.001, 1e-6]), st.sampled_from([1e-12, 3.3e-12, 1e-9, 1e-8]))
+@example(seed=0, c=2, k=1, alpha=0.05, delta=1e-8)
+def test_predict_with_delta_spends_n_delta_of_alpha_and_nothing_else(seed, c, k, alpha, delta):
+    """The level with delta is the level of alpha - n delta (n the largest row sum), exact
+    in rationals: level k (c - k) + n delta <= alpha; delta = 0 changes nothing."""
+    assume(k < c)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(100, 10**5))
+    counts = rng.multinomial(n, rng.dirichlet(np.ones(c)), size=20)
+    plain = predict(counts, k=k, alpha=alpha)
+    zero = predict(counts, k=k, alpha=alpha, delta=0.0)
+    for name in ("labels", "abstained", "pvalue"):
+        assert getattr(zero, name).tobytes() == getattr(plain, name).tobytes()
+    assert zero.level == plain.level and repr(zero) == repr(plain)
+    if n * Fraction(delta) >= Fraction(alpha):  # nothing left for the test
+        with pytest.raises(ValueError, match="not below alpha"):
+            predict(counts, k=k, alpha=alpha, delta=delta)
+        return
+    res = predict(counts, k=k, alpha=alpha, delta=delta)
+    pairs = k * (c - k)
+    assert Fraction(res.level) * pairs + n * Fraction(delta) <= Fraction(alpha)
+    assert res.level <= plain.level and f"delta={delta:g}" in repr(res)
+    assert np.all(res.abstained >= plain.abstained)  # a smaller level never answers more
+    np.testing.assert_array_equal(res.labels, plain.labels)
+
+
+def test_predict_with_delta_abstains_where_the_coupling_leaves_too_little_alpha():
+    # P(Bin(1000, 1/2) >= 560), by scipy: between 5e-5 and 1e-3
+    pvalue = stats.binom.sf(559, 1000, 0.5)
+    assert 5e-5 < pvalue < 1e-3
+    counts = [[560, 440]]
+    assert not predict(counts, k=1, alpha=0.001).abstained[0]
+    res = predict(counts, k=1, alpha=0.001, delta=9.5e-7)  # leaves alpha - 9.5e-4 = 5e-5
+    assert res.abstained[0] and Fraction(res.level) + 1000 * Fraction(9.5e-7) <= Fraction(0.001)
+    with pytest.raises(ValueError, match=r"delta \(2e-06\) times the largest number of "
+                       r"samples in a row \(n = 1000\) is 0.002, not below alpha \(0.001\)"):
+        predict(counts, k=1, alpha=0.001, delta=2e-6)
+    with pytest.raises(ValueError, match=r"delta must be a total-variation distance"):
+        predict(counts, k=1, alpha=0.001, delta=-1e-9)
+
+
 def test_predict_abstains_on_a_tie_and_answers_a_clear_case():
     res = predict([[500, 500, 0], [900, 50, 50]], k=1, alpha=0.01)
     assert res.abstained.tolist() == [True, False]

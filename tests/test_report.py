@@ -367,6 +367,26 @@ def test_report_cli_certifies_a_count_file(tmp_path, capsys):
     assert (out / "cohen_top-3.tsv").exists()
 
 
+def test_report_counts_predicts_with_the_delta_of_a_discrete_noise_file(tmp_path, capsys):
+    """A file sampled with discrete noise records its delta: the radii and the top-1
+    predictions both use it (here large on purpose: a prediction turns into abstention)."""
+    counts = np.array([[560, 440, 0], [900, 100, 0]])
+    delta = 9.5e-7
+    path = tmp_path / "counts.txt"
+    path.write_text(format_header("sample", {"sigma": "0.25", "noise": "discrete", "grid": 255,
+                                             "delta": repr(delta)}) + "\n"
+                    + "".join(format_count_row(c, 0) for c in counts))
+    out = tmp_path / "out"
+    assert main(["report", "--counts", str(path), "--k", "1", "--sigma", "0.25",
+                 "--alpha", "0.001", "--out", str(out)]) == 0
+    rows = [line.split("\t") for line in (out / "radii.tsv").read_text().splitlines()]
+    assert [r[2] for r in rows[1:]] == ["-1", "0"]  # abstains on the first row
+    plain = topk_bounds.predict(counts, k=1, alpha=0.001)
+    assert not plain.abstained.any()  # without delta it would have answered
+    direct = topk_bounds.certify(counts, [0, 0], k=1, sigma=0.25, alpha=0.001, delta=delta)
+    np.testing.assert_array_equal(read_radii(out / "radii.tsv")["top-1"], direct.radius)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["report", "--out", "X"], "nothing to report"),
     (["report", "A", "--out", "X", "--name", "a", "--name", "b"], "given 2 time(s) for 1 curve(s)"),

@@ -568,7 +568,7 @@ class PredictResult:
         answers only where its p-value, enlarged by its rounding error bound, is at most
         ``level``; the k (c - k) in the denominator is the union bound of the guarantee
         (see :func:`predict`).
-    k, alpha
+    k, alpha, delta
         The arguments of :func:`predict`.
     """
 
@@ -578,10 +578,12 @@ class PredictResult:
     level: float
     k: int
     alpha: float
+    delta: float = 0.0
 
     def __repr__(self) -> str:
         n = len(self.abstained)
-        return (f"PredictResult(N={n}, k={self.k}, alpha={self.alpha:g}, "
+        delta = f", delta={self.delta:g}" if self.delta else ""
+        return (f"PredictResult(N={n}, k={self.k}, alpha={self.alpha:g}{delta}, "
                 f"abstained={int(self.abstained.sum())}/{n})")
 
 
@@ -602,6 +604,26 @@ def predict_level(alpha: float, k: int, n_classes: int) -> float:
     if Fraction(level) * pairs > Fraction(alpha):  # rounded up: take the float below
         level = float(fl.down(level))
     return level
+
+
+def coupling_alpha(alpha: float, n: int, delta: float) -> float:
+    """``alpha - n delta``, rounded down: the level left to a test on ``n`` samples from a
+    sampler within total-variation distance ``delta`` per sample of the ideal one.
+
+    The ``n`` samples can be coupled with ``n`` ideal ones so that they differ with
+    probability at most ``n delta``, so any event of the counts has a probability within
+    ``n delta`` of its ideal probability. ValueError if nothing is left.
+    """
+    exact = Fraction(alpha) - n * Fraction(delta)
+    if exact <= 0:
+        raise ValueError(
+            f"delta ({delta!r}) times the largest number of samples in a row (n = {n}) is "
+            f"{float(n * Fraction(delta)):.3g}, not below alpha ({alpha!r}): delta must be "
+            f"below alpha / n = {alpha / n:.3g} here")
+    left = float(exact)
+    if Fraction(left) > exact:
+        left = math.nextafter(left, 0.0)
+    return left
 
 
 def _boundary_test(counts: np.ndarray, k: int):
@@ -639,7 +661,7 @@ def _boundary_test(counts: np.ndarray, k: int):
     return top, pvalue, upper
 
 
-def predict(counts, *, k: int, alpha: float) -> PredictResult:
+def predict(counts, *, k: int, alpha: float, delta: float = 0.0) -> PredictResult:
     """The smoothed classifier's top-k labels, or an abstention (Algorithm 1 of [1]_).
 
     Parameters
@@ -650,6 +672,12 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
         Size of the returned set, ``1 <= k < c``.
     alpha : float
         Failure probability, in (0, 1).
+    delta : float, optional
+        Total-variation distance per sample of the sampler from the ideal one, in
+        [0, 1) (the ``delta`` of a count file sampled with discrete noise, see
+        :func:`certify`). The test then runs at ``alpha - n delta`` (``n`` the largest
+        row sum, rounded down; :func:`coupling_alpha`), and ``n delta`` must be below
+        alpha. ``delta = 0`` changes nothing.
 
     Returns
     -------
@@ -658,7 +686,8 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
         it abstains or ``set(labels[i])`` is a top-k set of the smoothed classifier: a
         set S of k labels with min_{i in S} p_i >= max_{j not in S} p_j. Where the
         probabilities tie at the boundary several sets qualify, and each of them is a
-        correct answer.
+        correct answer. With ``delta > 0``, provided the sampler is within
+        total-variation distance ``delta`` of the ideal one per sample.
 
     Notes
     -----
@@ -680,6 +709,12 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     with c = 2 each of the two answers is a top-k set; the proof, applied to each,
     bounds the probability of answering at all by 2 alpha.)
 
+    With ``delta > 0`` the counts are drawn from a sampler whose distribution of one
+    sample is within total-variation distance delta of the ideal one, so the n samples of
+    a row can be coupled with n ideal samples that differ from them with probability at
+    most n delta (a union over the samples). The event "a wrong answer" therefore has
+    probability at most (alpha - n delta) + n delta = alpha.
+
     For k = 1 Hung and Fithian (2019) prove that the single pair needs no correction;
     their argument does not cover sets, and this function uses the same provable level
     for every k. ``tests/test_certify.py`` measures the error rate by simulation.
@@ -697,14 +732,24 @@ def predict(counts, *, k: int, alpha: float) -> PredictResult:
     ([[0, 1], [0, 1]], [False, True])
     >>> res.level  # alpha / (k (c - k)), rounded down (here exact)
     0.00025
+
+    Counts of a discrete-noise sampler within delta = 1e-9 of the ideal one per sample
+    leave alpha - 1000 delta to the test:
+
+    >>> predict([[500, 300, 20, 180]], k=2, alpha=0.001, delta=1e-9).level
+    0.00024975
     """
-    counts, _ = _check_counts(counts)
+    counts, totals = _check_counts(counts)
     k = _check_k(k)
     alpha = _check_alpha(alpha)
+    delta = _check_delta(delta)
     n_classes = counts.shape[1]
     if k >= n_classes:
         raise ValueError(f"k must be smaller than the number of labels c = {n_classes}, got k = {k}")
-    level = predict_level(alpha, k, n_classes)
+    spent = alpha
+    if delta and totals.size:
+        spent = coupling_alpha(alpha, int(totals.max()), delta)
+    level = predict_level(spent, k, n_classes)
     top, pvalue, upper = _boundary_test(counts, k)
     return PredictResult(labels=top, abstained=~(upper <= level), pvalue=pvalue,
-                         level=level, k=k, alpha=alpha)
+                         level=level, k=k, alpha=alpha, delta=delta)

@@ -136,7 +136,7 @@ def _certify_counts(path: str, ks: Sequence[int], *, sigma: float, alpha: float,
     delta = io.sampling_delta(data.meta, path, sigma=sigma)
     radii = {f"top-{k}": certify(data.counts, data.labels, k=k, sigma=sigma, alpha=alpha,
                                  method=method, delta=delta).radius for k in ks}
-    pred = predict(data.counts, k=1, alpha=alpha)
+    pred = predict(data.counts, k=1, alpha=alpha, delta=delta)
     top1 = np.where(pred.abstained, -1, np.asarray(pred.labels)[:, 0])
     return radii, data.labels, top1
 
