@@ -564,10 +564,11 @@ class PredictResult:
         One-sided binomial p-value of the k-th count against the (k+1)-th,
         P(Bin(n_(k) + n_(k+1), 1/2) >= n_(k)); 1 where both counts are 0.
     level : float
-        The level each p-value is compared with: alpha / (k (c - k)), rounded down. A row
-        answers only where its p-value, enlarged by its rounding error bound, is at most
-        ``level``; the k (c - k) in the denominator is the union bound of the guarantee
-        (see :func:`predict`).
+        The level each p-value is compared with: alpha / (k (c - k)), rounded down
+        ((alpha - n delta) / (k (c - k)) with a sampler's ``delta``, n the largest row
+        sum). A row answers only where its p-value, enlarged by its rounding error bound,
+        is at most ``level``; the k (c - k) in the denominator is the union bound of the
+        guarantee (see :func:`predict`).
     k, alpha, delta
         The arguments of :func:`predict`.
     """
