@@ -20,49 +20,31 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def finite_positive(name: str) -> Callable[[str], float]:
-    """A finite number > 0."""
+def _float_where(test: Callable[[float], bool], allowed: str) -> Callable[[str], Callable[[str], float]]:
+    """A factory of ``type=`` callables for floats that pass ``test`` (``allowed`` says
+    which, after "must")."""
 
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number > 0, got {text!r}")
-        return value
+    def factory(name: str) -> Callable[[str], float]:
+        def parse(text: str) -> float:
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+            if not test(value):
+                raise argparse.ArgumentTypeError(f"{name} must {allowed}, got {text!r}")
+            return value
 
-    return parse
+        return parse
 
-
-def probability(name: str) -> Callable[[str], float]:
-    """A number in the open interval (0, 1)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not 0.0 < value < 1.0:
-            raise argparse.ArgumentTypeError(f"{name} must lie in (0, 1), got {text!r}")
-        return value
-
-    return parse
+    return factory
 
 
-def slack(name: str) -> Callable[[str], float]:
-    """A number in [0, 1) (a total-variation distance, like a sampler's delta)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not 0.0 <= value < 1.0:
-            raise argparse.ArgumentTypeError(f"{name} must lie in [0, 1), got {text!r}")
-        return value
-
-    return parse
+#: A finite number > 0.
+finite_positive = _float_where(lambda v: math.isfinite(v) and v > 0, "be a finite number > 0")
+#: A number in the open interval (0, 1).
+probability = _float_where(lambda v: 0.0 < v < 1.0, "lie in (0, 1)")
+#: A number in [0, 1) (a total-variation distance, like a sampler's delta).
+slack = _float_where(lambda v: 0.0 <= v < 1.0, "lie in [0, 1)")
 
 
 def _int_at_least(minimum: int) -> Callable[[str], Callable[[str], int]]:
