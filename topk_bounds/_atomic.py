@@ -202,6 +202,22 @@ class _Pending:
             return OSError(exc.errno, exc.strerror, self.name)
         return exc
 
+    @contextlib.contextmanager
+    def written(self, mode: str) -> Iterator[IO]:
+        """The file open for the ``with`` body; flushed and synced to disk when it ends.
+        A write error without a file name is raised with the target's name."""
+        try:
+            with self.open(mode) as fh:
+                yield fh
+                fh.flush()
+                if not self.direct:
+                    os.fsync(fh.fileno())
+        except BaseException as exc:
+            named = self.named(exc)
+            if named is not exc:
+                raise named from None
+            raise
+
 
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError, AttributeError):
@@ -238,18 +254,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """
     pending = _Pending(path)
     try:
-        with pending.open(mode) as fh:
+        with pending.written(mode) as fh:
             yield fh
-            fh.flush()
-            if not pending.direct:
-                os.fsync(fh.fileno())
         with deferred_signals():
             pending.commit()
-    except BaseException as exc:
+    except BaseException:
         pending.discard()
-        named = pending.named(exc)
-        if named is not exc:
-            raise named from None
         raise
     if not pending.direct:
         _fsync_dir(pending.target.parent)
@@ -304,17 +314,8 @@ class AtomicGroup:
         pending = _Pending(path)
         self._pending.append(pending)
         self._targets.add(key)
-        try:
-            with pending.open(mode) as fh:
-                yield fh
-                fh.flush()
-                if not pending.direct:
-                    os.fsync(fh.fileno())
-        except BaseException as exc:
-            named = pending.named(exc)
-            if named is not exc:
-                raise named from None
-            raise
+        with pending.written(mode) as fh:
+            yield fh
 
     def write_text(self, path: str | os.PathLike, text: str) -> Path:
         """Add a file holding ``text`` (UTF-8) to the group; returns ``Path(path)``."""
