@@ -12,9 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -22,11 +20,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _sampler_models as models  # noqa: E402
+from _children import start_cli, torchrun, wait_for_lines  # noqa: E402
 
 from sampler import sample_adaptive, sample_counts  # noqa: E402
 from sampler.core import prepare  # noqa: E402
@@ -359,17 +357,9 @@ def test_cli_resumed_after_any_truncation_ends_with_the_identical_file(workdir):
 def test_cli_killed_by_sigkill_and_restarted_ends_with_the_identical_file(workdir):
     # 10 ms per forward pass, 16 passes per look of one input: about 0.2 s per input
     slow = dict(model="_sampler_models:slow_nearest_centre", batch=256, max_n=8192)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT,
-                                                       os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "topk_bounds.cli", *_args(**slow)],
-                            cwd=workdir, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_cli(_args(**slow), workdir)
     out = workdir / "adaptive.tsv"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_bytes().count(b"\n") >= 4:  # preamble and 2 rows
-            break
-        time.sleep(0.005)
+    wait_for_lines(proc, out, 4)  # preamble and 2 rows
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     rows_before = out.read_bytes().count(b"\n") - 2
@@ -524,13 +514,7 @@ def ranks(tmp_path_factory):
     work = tmp_path_factory.mktemp("dist")
     torch.save({"inputs": wide(XS[:6]), "labels": torch.tensor(LABELS[:6])}, work / "data.pt")
     (work / "worker.py").write_text(_WORKER)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT,
-                                                       os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-                           "2", "--standalone", str(work / "worker.py"), str(work)], cwd=work,
-                          env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    torchrun([str(work / "worker.py"), str(work)], cwd=work, timeout=180)
     return work, [np.load(work / f"rank{r}.npz") for r in range(2)]
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _sampler_models as models  # noqa: E402
+from _children import start_cli, wait_for_lines  # noqa: E402
 
 from sampler import sample_counts, two_stage_counts  # noqa: E402
 from topk_bounds.cli import main  # noqa: E402
@@ -109,17 +107,9 @@ def test_cli_with_n0_resumes_when_the_two_files_are_torn_at_different_rows(workd
 def test_cli_killed_by_sigkill_and_restarted_ends_with_the_identical_file(workdir):
     # The slow model sleeps 10 ms per forward pass: 9 inputs x 10 passes take about 1 s.
     slow = dict(model="_sampler_models:slow_nearest_centre", n=1280, batch=128)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT,
-                                                       os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "topk_bounds.cli", *_args(**slow)],
-                            cwd=workdir, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_cli(_args(**slow), workdir)
     out = workdir / "counts.txt"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_bytes().count(b"\n") >= 3:  # header and 2 rows
-            break
-        time.sleep(0.005)
+    wait_for_lines(proc, out, 3)  # header and 2 rows
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     rows_before = out.read_bytes().count(b"\n") - 1

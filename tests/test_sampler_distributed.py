@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -16,11 +15,11 @@ if not torch.distributed.is_available():  # pragma: no cover - some builds lack 
                 allow_module_level=True)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _sampler_models as models  # noqa: E402
+from _children import torchrun  # noqa: E402
 
 from sampler import sample_counts, two_stage_counts  # noqa: E402
 from topk_bounds.cli import main  # noqa: E402
@@ -76,18 +75,6 @@ _WORKER = textwrap.dedent("""
 """).format(xs=XS)
 
 
-def _torchrun(args, cwd):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT,
-                                                       os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--standalone", *args]
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
-
-
 def _cli_args(out, data):
     return ["sample", "--model", "_sampler_models:nearest_centre", "--inputs", data,
             "--sigma", "1.0", "--n", "300", "--batch", "64", "--seed", "3", "--out", out,
@@ -101,10 +88,10 @@ def runs(tmp_path_factory):
     torch.save({"inputs": torch.tensor(XS).reshape(-1, 1), "labels": torch.tensor(LABELS)},
                work / "data.pt")
     (work / "worker.py").write_text(_WORKER)
-    _torchrun([str(work / "worker.py"), str(work)], cwd=work)
+    torchrun([str(work / "worker.py"), str(work)], cwd=work)
     # And the CLI as the entry point, initialising torch.distributed itself. The "--" stops
     # torchrun from reading "--n" as an abbreviation of its own options.
-    _torchrun(["-m", "topk_bounds.cli", "--", *_cli_args(str(work / "own.txt"),
+    torchrun(["-m", "topk_bounds.cli", "--", *_cli_args(str(work / "own.txt"),
                                                    str(work / "data.pt"))], cwd=work)
     return work, [np.load(work / f"rank{r}.npz") for r in range(2)]
 

@@ -29,16 +29,16 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _sampler_models as models  # noqa: E402
+from _children import child_env, start_cli, wait_for_lines  # noqa: E402
 
-from sampler import DistributedError, ModelError, sample_counts, two_stage_counts  # noqa: E402
+from sampler import ModelError, sample_counts, two_stage_counts  # noqa: E402
 from sampler.streams import block_size  # noqa: E402
 from topk_bounds.cli import main  # noqa: E402
-from topk_bounds.io import parse_header, read_counts  # noqa: E402
+from topk_bounds.io import read_counts  # noqa: E402
 
 XS = (-0.5, 0.2, 0.75, 1.0, -1.2, 0.0, 0.4, 2.0, -0.3)
 LABELS = (0, 1, 2, 2, 0, 1, 1, 2, 0)
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, ROOT, os.environ.get("PYTHONPATH", "")]),
-           OMP_NUM_THREADS="1")
+ENV = child_env()
 
 
 def _x(*values: float) -> torch.Tensor:
@@ -173,15 +173,9 @@ def test_cli_non_finite_input_is_one_line(workdir, capsys):
 
 def _start_slow_run(workdir, out="counts.txt"):
     slow = dict(model="_sampler_models:slow_nearest_centre", n=1280, batch=128, out=out)
-    proc = subprocess.Popen([sys.executable, "-m", "topk_bounds.cli", *_args(**slow)],
-                            cwd=workdir, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    path = workdir / out
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if path.exists() and path.read_bytes().count(b"\n") >= 2:  # header and a row
-            return proc, slow
-        time.sleep(0.005)
+    proc = start_cli(_args(**slow), workdir, stderr=subprocess.PIPE)
+    if wait_for_lines(proc, workdir / out, 2):  # header and a row
+        return proc, slow
     proc.kill()
     raise AssertionError(f"the slow run did not start: {proc.stderr.read()}")
 
