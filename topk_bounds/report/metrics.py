@@ -1,16 +1,7 @@
 """Certified accuracy and the average certified radius of a set of signed radii.
 
-Conventions (those of Cohen et al. 2019 and Jia et al. 2020):
-
-- A radius is *signed*, as :func:`topk_bounds.certify` returns it: ``radius > 0`` means the
-  input's label is certified (in the top-k) within that L2 radius; ``radius <= 0`` means it is
-  not certified at all.
-- The certified accuracy at ``r`` is the fraction of inputs whose label is certified with a
-  radius ``>= r``. An input that is not certified is a miss at every ``r``, ``r = 0`` included;
-  it never counts as "certified with radius 0".
-- The average certified radius (ACR) is the mean over *all* inputs of ``max(radius, 0)``:
-  inputs that are not certified contribute 0. It equals the area under the certified-accuracy
-  curve.
+The conventions (a signed radius; an input that is not certified is a miss at every ``r``,
+``r = 0`` included; the ACR counts it as 0) are stated in :mod:`topk_bounds.report`.
 """
 
 from __future__ import annotations
