@@ -22,7 +22,8 @@ from typing import Callable
 import numpy as np
 from scipy import special
 
-from .certify import _bounds_covered, _check_alpha, _check_delta, _check_method, certify
+from .certify import (_bounds_covered, _check_alpha, _check_delta, _check_method,
+                      _top_other_counts, certify)
 from .limits import N_MAX
 from .radius import _check_k, _check_sigma, radius_from_bounds
 
@@ -328,13 +329,6 @@ def _cp_upper(x, n, beta):
         return np.where(x < n, special.betaincinv(x + 1.0, np.maximum(n - x, 1e-300), 1.0 - beta), 1.0)
 
 
-def _top_others(counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """The k largest counts of each row other than the label's, shape (N, k)."""
-    others = counts.copy()
-    others[np.arange(counts.shape[0]), labels] = -1
-    return -np.partition(-others, k - 1, axis=1)[:, :k]
-
-
 def _projected_radius(counts, labels, n, *, k, sigma, max_n, final_level, method, gamma,
                       delta=0.0):
     """The radius the final look would certify if the proportions were optimistic.
@@ -354,7 +348,7 @@ def _projected_radius(counts, labels, n, *, k, sigma, max_n, final_level, method
     if method == "binocp":
         b_top = np.repeat(q_a[:, None], k, axis=1)
     else:
-        top = _top_others(counts, labels, k).astype(float)
+        top = _top_other_counts(counts, labels, k).astype(float)
         low = top / n - (top / n - _cp_lower(top, float(n), gamma)[0]) * shrink
         b_top = _cp_upper(low * max_n, float(max_n), beta_f)
     if delta:
