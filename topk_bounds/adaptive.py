@@ -25,7 +25,7 @@ from scipy import special
 from .certify import (_bounds_covered, _check_alpha, _check_delta, _check_method,
                       _top_other_counts, certify)
 from .limits import N_MAX
-from .radius import _check_k, _check_sigma, radius_from_bounds
+from .radius import _check_k, _check_real, _check_sigma, radius_from_bounds
 
 __all__ = ["certify_adaptive", "AdaptiveResult", "look_schedule", "look_levels"]
 
@@ -60,16 +60,6 @@ def _check_positive_int(name: str, value, *, upper: int | None = None) -> int:
     return int(value)
 
 
-def _check_finite(name: str, value, allowed: str, ok: Callable[[float], bool]) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
-    if not (math.isfinite(v) and ok(v)):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return v
-
-
 def _check_target_labels(labels) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 1 or arr.size == 0:
@@ -88,7 +78,7 @@ def _check_schedule_args(max_n, first_n, growth, multiple_of) -> tuple[int, int,
     first_n = _check_positive_int("first_n", first_n, upper=N_MAX)
     if max_n < first_n:
         raise ValueError(f"max_n must be at least the first look first_n = {first_n}, got max_n = {max_n}")
-    growth = _check_finite("growth", growth, "a finite number > 1", lambda g: g > 1.0)
+    growth = _check_real("growth", growth, "a finite number > 1", lambda g: g > 1.0)
     multiple_of = _check_positive_int("multiple_of", multiple_of, upper=N_MAX)
     return max_n, first_n, growth, multiple_of
 
@@ -152,7 +142,7 @@ def look_levels(alpha: float, n_looks: int, *, final_share: float = FINAL_SHARE,
     """
     alpha = _check_alpha(alpha)
     n_looks = _check_positive_int("n_looks", n_looks)
-    final_share = _check_finite("final_share", final_share, "a number in (0, 1]",
+    final_share = _check_real("final_share", final_share, "a number in (0, 1]",
                                 lambda s: 0.0 < s <= 1.0)
     mask = np.ones(n_looks, dtype=bool) if useful is None else np.array(useful, dtype=bool)
     if mask.shape != (n_looks,):
@@ -489,14 +479,14 @@ def certify_adaptive(draw: Callable[[np.ndarray, int], np.ndarray], labels, *, k
     k = _check_k(k)
     sigma = _check_sigma(sigma)
     alpha = _check_alpha(alpha)
-    target = _check_finite("radius", radius, "a finite number > 0", lambda r: r > 0.0)
+    target = _check_real("radius", radius, "a finite number > 0", lambda r: r > 0.0)
     method = _check_method(method)
     delta = _check_delta(delta)
     schedule = look_schedule(max_n, first_n=first_n, growth=growth, multiple_of=multiple_of)
     max_n = int(schedule[-1])
     levels = look_levels(alpha, schedule.size, final_share=final_share)  # validates final_share
     if futility is not None:
-        futility = _check_finite("futility", futility, "None or a probability in (0, 1)",
+        futility = _check_real("futility", futility, "None or a probability in (0, 1)",
                                  lambda g: 0.0 < g < 1.0)
     if not callable(draw):
         raise ValueError(f"draw must be a callable draw(rows, m), got {draw!r}")

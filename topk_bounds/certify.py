@@ -20,7 +20,7 @@ from . import _float as fl
 from ._cp_float import BOOST_MIN, SMALL_X, _cdf_small, boost_rtol_g, chernoff_g
 from .bounds import _pair_float, _upper_float
 from .limits import LEVEL_MIN, N_MAX
-from .radius import _check_k, _check_sigma, radius_from_bounds
+from .radius import _check_k, _check_real, _check_sigma, radius_from_bounds
 
 __all__ = ["certify", "certify_exact", "predict", "CertifyResult", "PredictResult"]
 
@@ -167,23 +167,13 @@ def _check_labels(labels, n_rows: int, n_classes: int) -> np.ndarray:
 
 
 def _check_alpha(alpha) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a probability in (0, 1), got {alpha!r}") from None
-    if not 0.0 < a < 1.0:
-        raise ValueError(f"alpha must be a probability in (0, 1), got {alpha!r}")
-    return a
+    return _check_real("alpha", alpha, "a probability in (0, 1)", lambda a: 0.0 < a < 1.0)
 
 
 def _check_delta(delta) -> float:
-    try:
-        d = float(delta)
-    except (TypeError, ValueError):
-        raise ValueError(f"delta must be a total-variation distance in [0, 1), got {delta!r}") from None
-    if isinstance(delta, bool) or not (math.isfinite(d) and 0.0 <= d < 1.0):
-        raise ValueError(f"delta must be a total-variation distance in [0, 1), got {delta!r}")
-    return d
+    # a bool is not a distance, although float(True) is 1.0 and float(False) 0.0
+    return _check_real("delta", delta, "a total-variation distance in [0, 1)",
+                       lambda d: not isinstance(delta, bool) and 0.0 <= d < 1.0)
 
 
 def _check_method(method) -> str:

@@ -21,6 +21,7 @@ The radius is *signed*: R_l <= 0 means l is not certified even at delta = 0.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Sequence
 
@@ -50,14 +51,20 @@ def _check_k(k) -> int:
     return int(k)
 
 
-def _check_sigma(sigma) -> float:
+def _check_real(name: str, value, allowed: str, ok) -> float:
+    """``float(value)`` if it is finite and passes ``ok``; otherwise a ValueError that
+    names the argument, its value and what is ``allowed``."""
     try:
-        value = float(sigma)
+        v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-    return value
+        raise ValueError(f"{name} must be {allowed}, got {value!r}") from None
+    if not (math.isfinite(v) and ok(v)):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return v
+
+
+def _check_sigma(sigma) -> float:
+    return _check_real("sigma", sigma, "a finite number > 0", lambda v: v > 0)
 
 
 def _check_dps(dps) -> int | None:
