@@ -1,5 +1,6 @@
 """Child processes for the tests: ``topk-bounds`` run as a process of its own (to be killed
-midway, or to hold a lock) and two-rank ``torchrun`` jobs.
+midway, or to hold a lock), two-rank ``torchrun`` jobs, and the truncated files a killed
+run can leave (:func:`truncation_points`).
 
 Every child gets :func:`child_env`: the tests directory (for ``_sampler_models``) and the
 checkout on ``PYTHONPATH``, and one OpenMP thread.
@@ -48,3 +49,13 @@ def torchrun(args, cwd, timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
+
+
+def truncation_points(data: bytes) -> list[int]:
+    """Where a killed writer may have stopped: inside the header, at every line end, and
+    inside every line."""
+    ends = [i + 1 for i, b in enumerate(data) if b == ord("\n")]
+    cuts = {0, 1, ends[0] - 1, len(data) - 1, len(data)}
+    for a, b in zip([0] + ends, ends):
+        cuts.update({a, (a + b) // 2})
+    return sorted(cuts)

@@ -24,7 +24,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _sampler_models as models  # noqa: E402
-from _children import start_cli, torchrun, wait_for_lines  # noqa: E402
+from _children import start_cli, torchrun, truncation_points, wait_for_lines  # noqa: E402
 
 from sampler import sample_adaptive, sample_counts  # noqa: E402
 from sampler.core import prepare  # noqa: E402
@@ -334,21 +334,12 @@ def test_cli_discrete_noise_records_delta_and_widens_every_look(workdir):
     np.testing.assert_array_equal(found.counts, res.counts)
 
 
-def _cuts(data: bytes) -> list[int]:
-    """Truncation points: inside the header, at every line end, and inside every line."""
-    ends = [i + 1 for i, b in enumerate(data) if b == ord("\n")]
-    cuts = {0, 1, ends[0] - 1, len(data) - 1, len(data)}
-    for a, b in zip([0] + ends, ends):
-        cuts.update({a, (a + b) // 2})
-    return sorted(cuts)
-
-
 def test_cli_resumed_after_any_truncation_ends_with_the_identical_file(workdir):
     torch.save({"inputs": wide(XS[:6]), "labels": torch.tensor(LABELS[:6])},
                workdir / "data.pt")
     assert main(_args("full.tsv", max_n=3000)) == 0
     full = (workdir / "full.tsv").read_bytes()
-    for cut in _cuts(full):
+    for cut in truncation_points(full):
         (workdir / "adaptive.tsv").write_bytes(full[:cut])
         assert main(_args(max_n=3000)) == 0
         assert (workdir / "adaptive.tsv").read_bytes() == full, cut

@@ -16,7 +16,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _sampler_models as models  # noqa: E402
-from _children import start_cli, wait_for_lines  # noqa: E402
+from _children import start_cli, truncation_points, wait_for_lines  # noqa: E402
 
 from sampler import sample_counts, two_stage_counts  # noqa: E402
 from topk_bounds.cli import main  # noqa: E402
@@ -73,19 +73,10 @@ def test_cli_n0_leaves_the_count_file_unchanged_and_writes_selection_counts(work
     assert selection.labels.tolist() == list(LABELS)
 
 
-def _cuts(data: bytes) -> list[int]:
-    """Truncation points: inside the header, at every line end, and inside every row."""
-    ends = [i + 1 for i, b in enumerate(data) if b == ord("\n")]
-    cuts = {0, 1, ends[0] - 1, len(data) - 1, len(data)}
-    for a, b in zip([0] + ends, ends):
-        cuts.update({a, (a + b) // 2})
-    return sorted(cuts)
-
-
 def test_cli_resumed_after_any_truncation_ends_with_the_identical_file(workdir):
     assert main(_args("full.txt", extra=["--no-progress"])) == 0
     full = (workdir / "full.txt").read_bytes()
-    for cut in _cuts(full):
+    for cut in truncation_points(full):
         (workdir / "counts.txt").write_bytes(full[:cut])
         assert main(_args(extra=["--no-progress"])) == 0
         assert (workdir / "counts.txt").read_bytes() == full, cut
